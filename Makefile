@@ -1,0 +1,66 @@
+# The project's commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := nginx redis-server
+URL ?=
+TOKEN ?=
+
+.PHONY: help up down status logs smoke test lint lock system-packages
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): app/requirements.txt tests/requirements.txt
+	@echo "==> Creating $(VENV) with the pinned requirements"
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+.env:
+	@echo "==> Creating .env from .env.example"
+	@cp .env.example .env
+
+system-packages: ## Install nginx and redis-server if missing (apt-get, when root)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
+
+up: $(STAMP) .env system-packages ## Start the whole stack on 127.0.0.1:PUBLIC_PORT (default 8080)
+	@$(PYTHON) deploy/local/stack.py up
+
+down: $(STAMP) ## Stop everything `make up` started
+	@$(PYTHON) deploy/local/stack.py down
+
+status: $(STAMP) ## Show the stack's processes
+	@$(PYTHON) deploy/local/stack.py status
+
+logs: $(STAMP) ## Follow the stack's logs
+	@$(PYTHON) deploy/local/stack.py logs
+
+smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https://...] [TOKEN=...]
+	@if [ -n "$(URL)" ]; then \
+		$(PYTHON) deploy/smoke.py "$(URL)" $(if $(TOKEN),--token "$(TOKEN)"); \
+	else \
+		$(PYTHON) deploy/local/stack.py smoke; \
+	fi
+
+test: $(STAMP) system-packages ## Run every test (unit, integration, end-to-end through nginx) and lint
+	@$(MAKE) --no-print-directory lint
+	@$(PYTHON) -m pytest -c tests/pytest.ini
+
+lint: $(STAMP) ## Check the code with ruff
+	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests
+	@$(VENV)/bin/ruff format --check --config app/ruff.toml app deploy tests
+
+lock: ## Re-pin app/requirements.txt and tests/requirements.txt from their .in files
+	@rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
+	@/tmp/lock-venv/bin/pip install --quiet -r app/requirements.in
+	@{ echo '# Pinned runtime dependencies: generated from requirements.in by `make lock`; do not edit by hand.'; \
+		/tmp/lock-venv/bin/pip freeze; } > app/requirements.txt
+	@/tmp/lock-venv/bin/pip install --quiet -r tests/requirements.in
+	@{ echo '# Pinned test tools: generated from requirements.in by `make lock`; do not edit by hand.'; \
+		echo '-r ../app/requirements.txt'; \
+		/tmp/lock-venv/bin/pip freeze | grep -vxF -f <(grep -v '^#' app/requirements.txt); } > tests/requirements.txt
+	@rm -rf /tmp/lock-venv

@@ -1,0 +1,79 @@
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from realtime import close_codes
+from realtime.consumers import JsonTextConsumer
+from realtime.scope import query_param
+
+from .events import is_valid_room_name, room_group
+from .services import (
+    InvalidMessage,
+    messages_after,
+    parse_message_id,
+    post_message,
+    recent_history,
+    validate_chat_message,
+)
+
+
+class ChatConsumer(JsonTextConsumer):
+    """``/ws/chat/<room>/``: post ``{"message": "..."}``, receive every message of the room.
+
+    On connect the client first gets the room's last 50 messages, or with
+    ``?since=<id>`` every message after that id (a reconnecting client's resume).
+    """
+
+    group = None
+    backlog_ids = frozenset()
+
+    async def connect(self):
+        room = self.scope["url_route"]["kwargs"]["room"]
+        if not is_valid_room_name(room):
+            await self.refuse(
+                close_codes.BAD_REQUEST, "invalid room name: 1 to 100 letters, digits, '_' or '-'"
+            )
+            return
+        if settings.CHAT_REQUIRE_LOGIN and not self.scope["user"].is_authenticated:
+            await self.refuse(close_codes.UNAUTHORIZED, "sign in to chat")
+            return
+        since = query_param(self.scope, "since")
+        try:
+            since = None if since is None else parse_message_id(since)
+        except InvalidMessage as error:
+            await self.refuse(close_codes.BAD_REQUEST, str(error))
+            return
+        self.room = room
+        self.group = room_group(room)
+        # Join before reading the backlog: a message committed in between is then in
+        # both the backlog and the live stream (sent once, see chat_message), never in neither.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_backlog(since)
+
+    async def send_backlog(self, since):
+        if since is None:
+            payloads = await database_sync_to_async(recent_history)(self.room)
+        else:
+            payloads = []
+            while page := await database_sync_to_async(messages_after)(self.room, since):
+                payloads += page
+                since = page[-1]["id"]
+        for payload in payloads:
+            await self.send_json(payload)
+        self.backlog_ids = frozenset(payload["id"] for payload in payloads)
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content):
+        try:
+            text = validate_chat_message(content)
+        except InvalidMessage as error:
+            await self.send_error(str(error))
+            return
+        await database_sync_to_async(post_message)(self.room, self.scope["user"], text)
+
+    async def chat_message(self, event):
+        if event["id"] not in self.backlog_ids:
+            await self.forward_event(event)

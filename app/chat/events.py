@@ -1,0 +1,39 @@
+"""The one definition of a chat message event: what group_send carries and what clients get."""
+
+import re
+from hashlib import sha256
+
+from realtime.consumers import encode
+
+ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+EVENT_TYPE = "chat.message"  # handled by ChatConsumer.chat_message
+
+
+def is_valid_room_name(room):
+    return ROOM_NAME.fullmatch(room) is not None
+
+
+def room_group(room):
+    """The channel-layer group of a room. Group names must stay under 100 characters,
+    so long room names are shortened with a hash (kept readable for logs)."""
+    group = f"chat_{room}"
+    if len(group) < 100:
+        return group
+    return f"chat_{room[:40]}_{sha256(room.encode()).hexdigest()[:32]}"
+
+
+def message_payload(message):
+    """The JSON object every member of the room receives."""
+    return {
+        "type": EVENT_TYPE,
+        "room": message.room,
+        "id": message.id,
+        "username": message.username,
+        "message": message.message,
+        "created": message.created.isoformat(),
+    }
+
+
+def chat_message_event(message):
+    """The group event: the client JSON encoded once here, not once per member."""
+    return {"type": EVENT_TYPE, "id": message.id, "text": encode(message_payload(message))}

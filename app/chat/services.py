@@ -1,0 +1,65 @@
+"""What the chat consumer does with the database, as plain synchronous functions."""
+
+from django.conf import settings
+
+from .events import message_payload
+from .models import ChatMessage
+
+RESUME_PAGE_SIZE = 200
+
+
+class InvalidMessage(ValueError):
+    """A client message that cannot be posted; str() is the reason sent back."""
+
+
+def validate_chat_message(content):
+    """Return the text to post from a client frame ``{"message": "..."}``."""
+    if not isinstance(content, dict):
+        raise InvalidMessage('expected a JSON object like {"message": "..."}')
+    text = content.get("message")
+    if not isinstance(text, str):
+        raise InvalidMessage('"message" must be a string')
+    if not text.strip():
+        raise InvalidMessage("message is empty")
+    if len(text) > settings.CHAT_MESSAGE_MAX_LENGTH:
+        raise InvalidMessage(
+            f"message is longer than {settings.CHAT_MESSAGE_MAX_LENGTH} characters"
+        )
+    return text
+
+
+def display_name(user):
+    return user.get_username() if user.is_authenticated else "anon"
+
+
+def post_message(room, user, text):
+    """Store a message; chat.signals broadcasts it to the room once committed."""
+    return ChatMessage.objects.create(
+        room=room,
+        user=user if user.is_authenticated else None,
+        username=display_name(user),
+        message=text,
+    )
+
+
+def recent_history(room):
+    """The room's last CHAT_HISTORY_LENGTH messages as client payloads, oldest first."""
+    latest = ChatMessage.objects.filter(room=room).order_by("-id")[: settings.CHAT_HISTORY_LENGTH]
+    return [message_payload(message) for message in reversed(latest)]
+
+
+def messages_after(room, after_id):
+    """Up to RESUME_PAGE_SIZE payloads posted after ``after_id``, oldest first.
+
+    Call again with the last id returned until it returns nothing: every message a
+    reconnecting client missed, in order, however many.
+    """
+    page = ChatMessage.objects.filter(room=room, id__gt=after_id).order_by("id")
+    return [message_payload(message) for message in page[:RESUME_PAGE_SIZE]]
+
+
+def parse_message_id(text):
+    """``?since=`` as an int; InvalidMessage unless it is a plain non-negative integer."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise InvalidMessage("since must be a message id (a non-negative integer)")
+    return int(text)

@@ -1,0 +1,161 @@
+"""Settings shared by every environment, read from the environment variables.
+
+Every variable read here is documented in ``.env.example`` (a test keeps the two in step).
+Values in the real environment win over ``.env``, so a process manager or a test can
+override any of them.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+APP_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = APP_DIR.parent
+
+env = environ.Env()
+# DJANGO_ENV_FILE="" disables .env entirely (the tests do this, so a developer's .env
+# never leaks into them).
+_env_file = os.environ.get("DJANGO_ENV_FILE", str(REPO_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    env.read_env(_env_file)
+
+
+def _path_from_env(name, default):
+    """A path setting; empty means ``default``, relative paths start at the repository root."""
+    path = Path(env.str(name, default="") or default)
+    return path if path.is_absolute() else REPO_DIR / path
+
+
+# Runtime state (SQLite file, static files, sockets, logs) lives under one directory.
+DATA_DIR = _path_from_env("DATA_DIR", "var")
+RUN_DIR = DATA_DIR / "run"
+
+# SECRET_KEY and DEBUG are set by each environment's module (dev has safe defaults,
+# production insists on real values).
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` is daphne's and the Twisted reactor is installed early
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "accounts",
+    "realtime",
+    "chat",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_env():
+    """DATABASE_URL, or a SQLite file under DATA_DIR when it is empty.
+
+    SQLite is shared by gunicorn and daphne processes, so it runs in WAL mode with
+    IMMEDIATE transactions and a busy timeout: concurrent writers wait instead of
+    failing with "database is locked".
+    """
+    url = env.str("DATABASE_URL", default="")
+    if not url:
+        url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+    database = env.db_url_config(url)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    return database
+
+
+DATABASES = {"default": _database_from_env()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# nginx serves /static/ from its `root`; STATIC_ROOT must be `<that root>/static`.
+STATIC_URL = "/static/"
+STATIC_ROOT = _path_from_env("STATIC_ROOT", DATA_DIR / "public" / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Content-hashed names, so nginx can let browsers cache them for ever.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
+
+# The channel layer: Redis joins gunicorn (which pushes) and daphne (which holds sockets).
+# Empty REDIS_URL means the local stack's own redis-server on a unix socket in RUN_DIR.
+REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{RUN_DIR / 'redis.sock'}"
+CHANNEL_LAYER_BACKENDS = {
+    # One PUBLISH per group message, fanned out inside each daphne process; group
+    # membership lives in the process, so it never expires (see README, "Pitfalls").
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    # Lists per channel in Redis, with capacity and group expiry.
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": CHANNEL_LAYER_BACKENDS[env.str("CHANNEL_LAYER", default="pubsub")],
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# Chat: anonymous users chat as "anon" unless login is required.
+CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=False)
+CHAT_HISTORY_LENGTH = 50
+CHAT_MESSAGE_MAX_LENGTH = 4000
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,37 @@
+"""gunicorn's settings for the HTTP tier: the one place its flags live.
+
+Everything runs it the same way: ``gunicorn -c deploy/gunicorn.conf.py config.wsgi``
+(the local stack, the systemd unit, the compose services). Per-host values come from the
+environment.
+"""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+chdir = str(Path(__file__).resolve().parents[1] / "app")
+
+# Where to listen. Under systemd the socket unit hands over its socket (LISTEN_FDS) and
+# this is ignored; the local stack and compose set it.
+bind = [os.environ.get("GUNICORN_BIND") or "127.0.0.1:8000"]
+
+worker_class = "sync"  # plain WSGI: every slow thing (websockets, SSE) lives in daphne
+workers = int(os.environ.get("GUNICORN_WORKERS") or 2 * multiprocessing.cpu_count() + 1)
+timeout = 30
+# A stop waits this long for requests in flight; systemd's TimeoutStopSec matches it.
+graceful_timeout = 30
+# Recycle workers now and then, so a slow leak in any dependency cannot grow forever.
+max_requests = 2000
+max_requests_jitter = 200
+
+# Only nginx connects (over a unix socket, or a private network in compose).
+forwarded_allow_ips = "*"
+
+# gunicorn 24+ opens a control socket in $HOME by default; two stacks on one machine would
+# share it, and hardened units have no writable $HOME. Signals (HUP, TERM) are enough.
+control_socket_disable = True
+
+accesslog = "-"
+# %(U)s is the path without the query string: tokens must never reach a log.
+access_log_format = '%({x-forwarded-for}i)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+errorlog = "-"

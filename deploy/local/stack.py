@@ -1,0 +1,370 @@
+#!/usr/bin/env python
+"""The local stack: what `make up`, `down`, `status`, `logs` and `smoke` run.
+
+supervisord runs nginx, gunicorn, daphne ×DAPHNE_INSTANCES and, unless REDIS_URL points
+elsewhere, redis-server, each started exactly as on a server (deploy/gunicorn.conf.py,
+deploy/run_daphne.py, the shared nginx snippets). Everything lives under DATA_DIR (`var/`
+by default): configs and sockets in run/, logs in log/. nginx listens on
+127.0.0.1:PUBLIC_PORT. Run it with the project's Python:
+`.venv/bin/python deploy/local/stack.py up`.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from xmlrpc.client import ServerProxy
+
+import environ
+from supervisor.xmlrpc import SupervisorTransport
+from websockets.sync.client import connect
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+APP_DIR = REPO_DIR / "app"
+TEMPLATE_DIR = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT = 60
+STOP_TIMEOUT = 60
+UNIX_SOCKET_PATH_MAX = 107
+
+
+class StackError(Exception):
+    """A step failed; the message says which and where its log is."""
+
+
+def step(text):
+    print(f"==> {text}", flush=True)
+
+
+def find_program(name):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+    if path is None:
+        raise StackError(f"{name} is not installed (run `make up`, which installs it when root)")
+    return path
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    run_dir: Path
+    log_dir: Path
+    static_root: Path
+    port: int
+    daphne_instances: int
+    own_redis: bool
+
+    @classmethod
+    def from_environment(cls):
+        """Read the same .env and settings as the Django processes will."""
+        env_file = os.environ.get("DJANGO_ENV_FILE", str(REPO_DIR / ".env"))
+        if env_file and Path(env_file).is_file():
+            environ.Env.read_env(env_file)  # never overrides the real environment
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+        sys.path.insert(0, str(APP_DIR))
+        from django.conf import settings
+
+        stack = cls(
+            data_dir=settings.DATA_DIR,
+            run_dir=settings.RUN_DIR,
+            log_dir=settings.DATA_DIR / "log",
+            static_root=settings.STATIC_ROOT,
+            port=int(os.environ.get("PUBLIC_PORT") or 8080),
+            daphne_instances=int(os.environ.get("DAPHNE_INSTANCES") or 2),
+            own_redis=not os.environ.get("REDIS_URL"),
+        )
+        # Children get absolute paths even if .env gave relative ones.
+        os.environ["DATA_DIR"] = str(stack.data_dir)
+        return stack
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def supervisor_conf(self):
+        return self.run_dir / "supervisord.conf"
+
+    def rpc(self):
+        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
+        return ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def supervisord_pid(self):
+        """supervisord's pid if it is running, else None."""
+        try:
+            pid = int((self.run_dir / "supervisord.pid").read_text())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def processes(self):
+        return self.rpc().getAllProcessInfo()
+
+
+def render(template, target, **values):
+    text = string.Template((TEMPLATE_DIR / template).read_text()).substitute(values)
+    target.write_text(text)
+
+
+def write_configs(stack):
+    if stack.static_root.name != "static":
+        raise StackError(
+            "STATIC_ROOT must end in /static (nginx serves <root>/static/), "
+            f"got {stack.static_root}"
+        )
+    longest = stack.run_dir / f"daphne-{stack.daphne_instances}.sock"
+    if len(str(longest)) > UNIX_SOCKET_PATH_MAX:
+        raise StackError(f"{longest} is too long for a unix socket; set a shorter DATA_DIR in .env")
+    for directory in (stack.run_dir / "nginx", stack.log_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    nginx = find_program("nginx")
+    # Run as root, nginx would switch its workers to `nobody`, which cannot open the
+    # stack's sockets (mode 660); keep them as the invoking user, as for everyone else.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    limits = {"worker_connections": 16384, "worker_rlimit_nofile": 20000}
+    common = {"run_dir": stack.run_dir, "log_dir": stack.log_dir, "repo_dir": REPO_DIR, **limits}
+    render(
+        "nginx.conf.template",
+        stack.run_dir / "nginx.conf",
+        **common,
+        user_directive=user,
+        nginx_conf_dir="/etc/nginx",
+        public_port=stack.port,
+        static_parent=stack.static_root.parent,
+        daphne_servers="\n".join(
+            f"        server unix:{stack.run_dir}/daphne-{n}.sock;"
+            for n in range(1, stack.daphne_instances + 1)
+        ),
+    )
+    render(
+        "supervisord.conf.template",
+        stack.supervisor_conf,
+        **common,
+        venv_bin=VENV_BIN,
+        nginx=nginx,
+        redis_server=find_program("redis-server") if stack.own_redis else "redis-server",
+        own_redis=str(stack.own_redis).lower(),
+        daphne_instances=stack.daphne_instances,
+    )
+
+
+def manage(stack, *args):
+    """Run a manage.py command; on failure show its output and keep it in the log dir."""
+    log = stack.log_dir / f"manage-{args[0]}.log"
+    result = subprocess.run(
+        [sys.executable, str(APP_DIR / "manage.py"), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    log.write_text(result.stdout)
+    if result.returncode != 0:
+        raise StackError(
+            f"manage.py {' '.join(args)} failed:\n{result.stdout[-3000:]}\n(log: {log})"
+        )
+
+
+def ensure_port_free(port):
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise StackError(
+                f"port {port} on 127.0.0.1 is taken ({error.strerror}); "
+                "set PUBLIC_PORT in .env or stop what uses it"
+            ) from None
+
+
+def wait_for_programs(stack):
+    """Until every program is RUNNING; fail fast, naming the log, if one cannot start."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        infos = [info for info in stack.processes() if info["statename"] != "STOPPED"]
+        broken = [info for info in infos if info["statename"] in ("FATAL", "EXITED", "BACKOFF")]
+        if broken and (broken[0]["statename"] != "BACKOFF" or time.monotonic() > deadline - 30):
+            info = broken[0]
+            raise StackError(
+                f"{info['name']} did not start "
+                f"({info['statename']}: {info['spawnerr'] or 'exited'}); "
+                f"see {info['stdout_logfile']}"
+            )
+        if infos and all(info["statename"] == "RUNNING" for info in infos):
+            return [info["name"] for info in infos]
+        if time.monotonic() > deadline:
+            waiting = ", ".join(i["name"] for i in infos if i["statename"] != "RUNNING")
+            raise StackError(f"timed out waiting for {waiting} to start; see {stack.log_dir}")
+        time.sleep(0.2)
+
+
+def wait_for_health(stack):
+    """Until GET /healthz answers 200 through nginx."""
+    deadline = time.monotonic() + START_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{stack.url}/healthz", timeout=2) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}: {error.read()[:200].decode(errors='replace')}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.2)
+    raise StackError(f"{stack.url}/healthz did not answer 200 ({last}); see {stack.log_dir}")
+
+
+def check_echo(stack):
+    """One websocket round trip through nginx to daphne."""
+    url = f"ws://127.0.0.1:{stack.port}/ws/echo/"
+    try:
+        with connect(url, origin=stack.url, open_timeout=10, close_timeout=2) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            ws.send(json.dumps({"ping": "make up"}))
+            echo = json.loads(ws.recv(timeout=10))
+    except Exception as error:  # noqa: BLE001 - any failure is reported the same way
+        raise StackError(
+            f"websocket echo at {url} failed: {error!r}; see {stack.log_dir}/daphne-*.log"
+        ) from None
+    if hello != {"hello": "world"} or echo != {"echo": {"ping": "make up"}}:
+        raise StackError(f"websocket echo at {url} answered {hello!r}, {echo!r}")
+
+
+def up(stack):
+    started = not stack.supervisord_pid()
+    if started:
+        start(stack)
+    else:
+        step(f"Already running (data in {stack.data_dir}); checking it")
+    try:
+        if started:
+            print(f"    running: {', '.join(wait_for_programs(stack))}")
+        step(f"Waiting for {stack.url}/healthz through nginx")
+        print(f"    {wait_for_health(stack)['checks']}")
+        step("Checking a websocket echo through nginx")
+        check_echo(stack)
+    except StackError:
+        if started:
+            down(stack, quiet=True)  # leave nothing half-running behind
+        raise
+    step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
+
+
+def start(stack):
+    ensure_port_free(stack.port)
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    step("Migrating the database")
+    manage(stack, "migrate", "--noinput")
+    step("Collecting static files")
+    manage(stack, "collectstatic", "--noinput")
+    write_configs(stack)
+    redis = "redis-server, " if stack.own_redis else ""
+    step(f"Starting {redis}gunicorn, daphne ×{stack.daphne_instances} and nginx under supervisord")
+    result = subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(stack.supervisor_conf)])
+    if result.returncode != 0:
+        raise StackError(f"supervisord did not start; see {stack.log_dir}/supervisord.log")
+
+
+def process_tree(pids):
+    """The pids and all their descendants (gunicorn workers, nginx workers)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid and pid not in tree:
+            tree.add(pid)
+            todo += children.get(pid, [])
+    return tree
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def down(stack, quiet=False):
+    supervisord = stack.supervisord_pid()
+    if supervisord is None:
+        if not quiet:
+            step("Not running")
+        return
+    if not quiet:
+        step("Stopping the stack")
+    pids = process_tree([supervisord] + [info["pid"] for info in stack.processes()])
+    stack.rpc().shutdown()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftovers = [pid for pid in pids if alive(pid)]
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    if leftovers:
+        print(f"    killed {len(leftovers)} process(es) still alive after {STOP_TIMEOUT}s")
+    if not quiet:
+        step("Stopped; nothing left running")
+
+
+def status(stack):
+    if stack.supervisord_pid() is None:
+        print(f"not running (data: {stack.data_dir})")
+        return 3
+    for info in stack.processes():
+        print(f"{info['name']:<12} {info['statename']:<9} {info['description']}")
+    print(f"url: {stack.url}   logs: {stack.log_dir}")
+    return 0
+
+
+def logs(stack):
+    files = sorted(map(str, stack.log_dir.glob("*.log")))
+    if not files:
+        raise StackError(f"no logs in {stack.log_dir} yet; start the stack with `make up`")
+    os.execvp("tail", ["tail", "-n", "20", "-F", *files])
+
+
+def smoke(stack):
+    """The smoke test against this stack, with a fresh token for the push check."""
+    result = subprocess.run(
+        [sys.executable, str(APP_DIR / "manage.py"), "issue_token", "smoke", "--create-user",
+         "--name", "make smoke", "--expires-in", "1h"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise StackError(f"could not issue a token: {result.stderr.strip()}")
+    token = result.stdout.strip().splitlines()[-1]
+    smoke_script = str(REPO_DIR / "deploy" / "smoke.py")
+    os.execv(sys.executable, [sys.executable, smoke_script, stack.url, "--token", token])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = {"up": up, "down": down, "status": status, "logs": logs, "smoke": smoke}
+    parser.add_argument("command", choices=commands)
+    command = parser.parse_args().command
+    try:
+        return commands[command](Stack.from_environment()) or 0
+    except StackError as error:
+        print(f"make {command} failed: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Prove a deployment works, through its nginx, with real websockets.
+
+    python deploy/smoke.py https://chat.example.com --token <api token>
+
+Checks, each bounded by --timeout and reported as one PASS/FAIL line:
+  healthz       GET /healthz answers 200 with every check "ok" (gunicorn, database, Redis)
+  echo          /ws/echo/ says hello and echoes a message (daphne)
+  chat          two sockets in one room both receive a message one of them sent
+  push          (with --token) POST /api/notifications/ to gunicorn arrives on the user's
+                /ws/notifications/ socket in daphne: the cross-process path through Redis
+Exits 0 only if every check passed. Needs only Python 3.10+ and the `websockets` package.
+"""
+
+import argparse
+import asyncio
+import json
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class Smoke:
+    def __init__(self, base_url, token=None, timeout=10.0, cafile=None):
+        parts = urlsplit(base_url.rstrip("/"))
+        if parts.scheme not in ("http", "https"):
+            raise SystemExit(f"smoke: URL must start with http:// or https://, got {base_url!r}")
+        self.http_url = f"{parts.scheme}://{parts.netloc}"
+        self.ws_url = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
+        self.origin = self.http_url  # what a browser on the site would send
+        self.token = token
+        self.timeout = timeout
+        self.ssl = ssl.create_default_context(cafile=cafile) if parts.scheme == "https" else None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def http(self, method, path, body=None, headers=None):
+        request = urllib.request.Request(
+            self.http_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self.ssl
+            ) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()[:300].decode(errors="replace")
+
+    def websocket(self, path):
+        return connect(
+            self.ws_url + path,
+            origin=self.origin,
+            ssl=self.ssl,
+            open_timeout=self.timeout,
+            close_timeout=2,
+        )
+
+    async def receive(self, ws, predicate, what):
+        """The first JSON frame matching ``predicate``, skipping others (history, hello)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if predicate(frame):
+                        return frame
+        except TimeoutError:
+            raise CheckFailed(f"no {what} within {self.timeout:g} s") from None
+
+    # -- checks --------------------------------------------------------------------------
+
+    async def check_healthz(self):
+        status, body = await asyncio.to_thread(self.http, "GET", "/healthz")
+        if status != 200 or body.get("status") != "ok":
+            raise CheckFailed(f"HTTP {status}: {body}")
+        return f"checks {body['checks']}"
+
+    async def check_echo(self):
+        async with self.websocket("/ws/echo/") as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), self.timeout))
+            if hello != {"hello": "world"}:
+                raise CheckFailed(f"expected hello, got {hello}")
+            nonce = uuid.uuid4().hex
+            await ws.send(json.dumps({"smoke": nonce}))
+            await self.receive(ws, lambda f: f == {"echo": {"smoke": nonce}}, "echo")
+        return "hello + echo"
+
+    async def check_chat(self):
+        room = f"smoke-{uuid.uuid4().hex[:12]}"
+        text = f"smoke test {uuid.uuid4().hex}"
+        is_ours = lambda f: f.get("type") == "chat.message" and f.get("message") == text  # noqa: E731
+        async with (
+            self.websocket(f"/ws/chat/{room}/") as alice,
+            self.websocket(f"/ws/chat/{room}/") as bob,
+        ):
+            await alice.send(json.dumps({"message": text}))
+            seen_by_alice = await self.receive(alice, is_ours, "message on the sender's socket")
+            seen_by_bob = await self.receive(bob, is_ours, "message on the other socket")
+        if seen_by_alice["id"] != seen_by_bob["id"]:
+            raise CheckFailed(f"ids differ: {seen_by_alice['id']} != {seen_by_bob['id']}")
+        return f"room {room}, message id {seen_by_bob['id']}"
+
+    async def check_push(self):
+        async with self.websocket(f"/ws/notifications/?token={self.token}") as ws:
+            text = f"smoke push {uuid.uuid4().hex}"
+            started = time.monotonic()
+            status, body = await asyncio.to_thread(
+                self.http,
+                "POST",
+                "/api/notifications/",
+                {"text": text},
+                {"Authorization": f"Bearer {self.token}"},
+            )
+            if status != 201:
+                raise CheckFailed(f"POST /api/notifications/ answered {status}: {body}")
+            frame = await self.receive(ws, lambda f: f.get("text") == text, "notification")
+            elapsed = (time.monotonic() - started) * 1000
+        if frame.get("id") != body["id"] or frame.get("type") != "notification":
+            raise CheckFailed(f"unexpected frame {frame} for notification {body['id']}")
+        return f"notification {body['id']} arrived in {elapsed:.0f} ms"
+
+    async def run(self):
+        checks = [
+            ("healthz", self.check_healthz),
+            ("echo", self.check_echo),
+            ("chat", self.check_chat),
+        ]
+        if self.token:
+            checks.append(("push", self.check_push))
+        failures = 0
+        for name, check in checks:
+            started = time.monotonic()
+            try:
+                detail = await asyncio.wait_for(check(), self.timeout * 3)
+            except Exception as error:  # noqa: BLE001 - every failure is reported, none hidden
+                failures += 1
+                reason = str(error) or type(error).__name__
+                print(f"FAIL {name:<8} {reason}", flush=True)
+            else:
+                took = (time.monotonic() - started) * 1000
+                print(f"PASS {name:<8} {detail} ({took:.0f} ms)", flush=True)
+        if not self.token:
+            print(
+                "note: push not checked; pass --token <api token> "
+                "to prove gunicorn → Redis → daphne"
+            )
+        return failures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="the site's base URL, e.g. https://chat.example.com")
+    parser.add_argument("--token", help="an API token (manage.py issue_token) for the push check")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step (default 10)")
+    parser.add_argument("--cafile", help="CA bundle to trust (e.g. a test certificate)")
+    args = parser.parse_args(argv)
+    smoke = Smoke(args.url, token=args.token, timeout=args.timeout, cafile=args.cafile)
+    failures = asyncio.run(smoke.run())
+    print(f"{'FAILED' if failures else 'OK'}: {failures} check(s) failed against {smoke.http_url}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+
+from accounts.tokens import issue_token
+from config.asgi import application
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8080")
+TIMEOUT = 5
+
+
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):
+    """Pages render without collectstatic (the hashed-name manifest exists only after it)."""
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": plain}
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice", password="correct horse battery")
+
+
+@pytest.fixture
+def token(user):
+    """A raw API token for ``user``."""
+    return issue_token(user)[1]
+
+
+@pytest.fixture
+async def connect():
+    """Open websockets on the full ASGI application (origin check, auth, routing).
+
+    ``await connect("/ws/echo/")`` returns ``(communicator, accepted, close_code)``;
+    every communicator is disconnected when the test ends.
+    """
+    opened = []
+
+    async def _connect(path, headers=(ORIGIN,)):
+        communicator = WebsocketCommunicator(application, path, headers=list(headers))
+        opened.append(communicator)
+        accepted, close_code = await communicator.connect(timeout=TIMEOUT)
+        return communicator, accepted, close_code
+
+    yield _connect
+    for communicator in opened:
+        await communicator.disconnect(timeout=TIMEOUT)
+
+
+async def receive(communicator):
+    return await communicator.receive_json_from(timeout=TIMEOUT)
+
+
+async def closed_with(communicator):
+    """The close code a consumer sent after accepting (skipping any frames before it)."""
+    while True:
+        output = await communicator.receive_output(timeout=TIMEOUT)
+        if output["type"] == "websocket.close":
+            return output.get("code")

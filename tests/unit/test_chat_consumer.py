@@ -1,0 +1,115 @@
+import pytest
+from channels.db import database_sync_to_async
+from django.test import override_settings
+from unit.conftest import closed_with, receive
+
+from chat.models import ChatMessage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def stored_messages(room):
+    return list(ChatMessage.objects.filter(room=room).values_list("message", flat=True))
+
+
+@database_sync_to_async
+def seed(room, count):
+    return [
+        ChatMessage.objects.create(room=room, username="seed", message=f"m{n}").id
+        for n in range(count)
+    ]
+
+
+async def test_members_of_a_room_receive_each_others_messages(connect):
+    alice, _, _ = await connect("/ws/chat/lobby/")
+    bob, _, _ = await connect("/ws/chat/lobby/")
+    await alice.send_json_to({"message": "hi bob"})
+    for ws in (alice, bob):
+        frame = await receive(ws)
+        assert frame["type"] == "chat.message"
+        assert (frame["room"], frame["username"], frame["message"]) == ("lobby", "anon", "hi bob")
+        assert isinstance(frame["id"], int) and "T" in frame["created"]
+    assert await stored_messages("lobby") == ["hi bob"]
+
+
+async def test_other_rooms_do_not_receive_the_message(connect):
+    alice, _, _ = await connect("/ws/chat/one/")
+    carol, _, _ = await connect("/ws/chat/two/")
+    await alice.send_json_to({"message": "only for one"})
+    await receive(alice)
+    assert await carol.receive_nothing(timeout=0.3)
+
+
+async def test_signed_in_users_chat_under_their_name(connect, token):
+    ws, _, _ = await connect(f"/ws/chat/lobby/?token={token}")
+    await ws.send_json_to({"message": "hello"})
+    assert (await receive(ws))["username"] == "alice"
+
+
+async def test_history_is_the_last_50_oldest_first(connect):
+    ids = await seed("busy", 60)
+    ws, _, _ = await connect("/ws/chat/busy/")
+    history = [(await receive(ws))["id"] for _ in range(50)]
+    assert history == ids[-50:]
+    assert await ws.receive_nothing(timeout=0.2)
+
+
+async def test_since_resumes_with_every_missed_message_in_order(connect):
+    ids = await seed("resume", 450)  # more than one page of the resume query
+    ws, _, _ = await connect(f"/ws/chat/resume/?since={ids[9]}")
+    resumed = [(await receive(ws))["id"] for _ in range(440)]
+    assert resumed == ids[10:]
+    assert await ws.receive_nothing(timeout=0.2)
+
+
+@pytest.mark.parametrize(
+    "frame, reason",
+    [
+        ({"message": ""}, "empty"),
+        ({"message": "   "}, "empty"),
+        ({"message": "x" * 4001}, "longer than 4000"),
+        ({"message": 5}, "must be a string"),
+        ({"text": "wrong field"}, "must be a string"),
+        (["not", "an", "object"], "JSON object"),
+    ],
+)
+async def test_invalid_messages_get_an_error_and_nothing_is_stored(connect, frame, reason):
+    ws, _, _ = await connect("/ws/chat/strict/")
+    await ws.send_json_to(frame)
+    assert reason in (await receive(ws))["error"]
+    assert await stored_messages("strict") == []
+    await ws.send_json_to({"message": "x" * 4000})  # the longest allowed still works
+    assert (await receive(ws))["type"] == "chat.message"
+
+
+@pytest.mark.parametrize("room", ["has%20space", "semi;colon", "x" * 101, "dots.dots", ""])
+async def test_invalid_room_names_are_refused_with_4400(connect, room):
+    ws, accepted, _ = await connect(f"/ws/chat/{room}/")
+    assert accepted
+    assert "invalid room name" in (await receive(ws))["error"]
+    assert await closed_with(ws) == 4400
+
+
+async def test_longest_room_name_works(connect):
+    room = "r" * 100
+    ws, _, _ = await connect(f"/ws/chat/{room}/")
+    await ws.send_json_to({"message": "long room"})
+    assert (await receive(ws))["room"] == room
+
+
+@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "9" * 30])
+async def test_invalid_since_is_refused_with_4400(connect, since):
+    ws, _, _ = await connect(f"/ws/chat/lobby/?since={since}")
+    assert "since" in (await receive(ws))["error"]
+    assert await closed_with(ws) == 4400
+
+
+@override_settings(CHAT_REQUIRE_LOGIN=True)
+async def test_login_can_be_required(connect, token):
+    anonymous, _, _ = await connect("/ws/chat/members/")
+    assert "sign in" in (await receive(anonymous))["error"]
+    assert await closed_with(anonymous) == 4401
+    member, _, _ = await connect(f"/ws/chat/members/?token={token}")
+    await member.send_json_to({"message": "members only"})
+    assert (await receive(member))["username"] == "alice"

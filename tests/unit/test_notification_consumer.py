@@ -1,0 +1,52 @@
+import pytest
+from channels.db import database_sync_to_async
+from unit.conftest import closed_with, receive
+
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def notify(user, text):
+    return Notification.objects.create(user=user, text=text)
+
+
+async def test_anonymous_is_closed_with_4401(connect):
+    ws, accepted, _ = await connect("/ws/notifications/")
+    assert accepted
+    assert "sign in" in (await receive(ws))["error"]
+    assert await closed_with(ws) == 4401
+
+
+@pytest.mark.parametrize("bad", ["garbage", "0123456789ab.wrong", ""])
+async def test_bad_token_is_closed_with_4401(connect, user, bad):
+    ws, _, _ = await connect(f"/ws/notifications/?token={bad}")
+    assert await closed_with(ws) == 4401
+
+
+async def test_every_socket_of_the_user_receives_its_notifications(connect, user, token):
+    phone, _, _ = await connect(f"/ws/notifications/?token={token}")
+    laptop, _, _ = await connect(f"/ws/notifications/?token={token}")
+    notification = await notify(user, "your build passed")
+    for ws in (phone, laptop):
+        frame = await receive(ws)
+        assert frame == {
+            "type": "notification",
+            "id": notification.id,
+            "text": "your build passed",
+            "created": notification.created.isoformat(),
+        }
+
+
+async def test_other_users_do_not_receive_it(connect, user, token, django_user_model):
+    mine, _, _ = await connect(f"/ws/notifications/?token={token}")
+    other = await database_sync_to_async(django_user_model.objects.create_user)("mallory")
+    await notify(other, "not for alice")
+    assert await mine.receive_nothing(timeout=0.3)
+
+
+async def test_the_socket_is_receive_only(connect, token):
+    ws, _, _ = await connect(f"/ws/notifications/?token={token}")
+    await ws.send_json_to({"text": "hello?"})
+    assert "does not accept messages" in (await receive(ws))["error"]

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+from django.test import Client
+
+from accounts.tokens import issue_token
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+URL = "/api/notifications/"
+
+
+def post(client, body, **headers):
+    data = body if isinstance(body, str) else json.dumps(body)
+    return client.post(URL, data, content_type="application/json", headers=headers)
+
+
+def test_bearer_token_creates_a_notification(user, token):
+    response = post(Client(), {"text": "hello"}, Authorization=f"Bearer {token}")
+    assert response.status_code == 201
+    notification = Notification.objects.get(pk=response.json()["id"])
+    assert (notification.user, notification.text) == (user, "hello")
+
+
+def test_no_credentials_is_401():
+    response = post(Client(), {"text": "hello"})
+    assert response.status_code == 401
+    assert "authentication required" in response.json()["error"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer nonsense", "Bearer ", "Bearer 0123456789ab.bad"])
+def test_bad_token_is_401(user, header):
+    assert post(Client(), {"text": "hello"}, Authorization=header).status_code == 401
+    assert not Notification.objects.exists()
+
+
+def test_bad_token_does_not_fall_back_to_the_session(user):
+    client = Client()
+    client.force_login(user)
+    assert post(client, {"text": "x"}, Authorization="Bearer nonsense").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ("not json", "must be JSON"),
+        ('["a list"]', '"text"'),
+        ({}, '"text"'),
+        ({"text": ""}, '"text"'),
+        ({"text": "   "}, '"text"'),
+        ({"text": 42}, '"text"'),
+        ({"text": "x" * 4001}, "longer than"),
+    ],
+)
+def test_bad_body_is_400(token, body, reason):
+    response = post(Client(), body, Authorization=f"Bearer {token}")
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert not Notification.objects.exists()
+
+
+def test_session_without_csrf_token_is_403(user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = post(client, {"text": "hello"})
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["error"]
+    assert not Notification.objects.exists()
+
+
+def test_session_with_csrf_token_is_201(user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.get("/admin/login/")  # any page that sets the CSRF cookie
+    csrf = client.cookies["csrftoken"].value
+    response = post(client, {"text": "hello"}, **{"X-CSRFToken": csrf})
+    assert response.status_code == 201
+
+
+def test_get_is_not_allowed(token):
+    assert Client().get(URL, headers={"Authorization": f"Bearer {token}"}).status_code == 405
+
+
+def test_expired_or_revoked_tokens_are_401(user):
+    token, raw = issue_token(user)
+    token.revoke()
+    assert post(Client(), {"text": "x"}, Authorization=f"Bearer {raw}").status_code == 401
