@@ -1,0 +1,36 @@
+import asyncio
+import json
+import socket
+
+import pytest
+from e2e.localstack import TIMEOUT, LocalStack
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The real stack (nginx, gunicorn, daphne ×2, redis-server), shared by the e2e tests."""
+    local = LocalStack(tmp_path_factory.mktemp("stack") / "var", _free_port())
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+async def receive_json(ws, timeout=TIMEOUT):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def receive_until(ws, predicate, timeout=TIMEOUT):
+    """The first frame matching ``predicate`` (skipping history or hello frames)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if predicate(frame):
+                return frame

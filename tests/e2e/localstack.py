@@ -1,0 +1,107 @@
+"""Drive the real local stack (deploy/local/stack.py) from tests, as `make up` would."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from websockets.asyncio.client import connect, unix_connect
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+STACK = str(REPO_DIR / "deploy" / "local" / "stack.py")
+MANAGE = str(REPO_DIR / "app" / "manage.py")
+UP_TIMEOUT = 180
+TIMEOUT = 10
+
+
+class LocalStack:
+    """One stack on its own port and data directory, with its own redis-server."""
+
+    def __init__(self, data_dir, port, **settings):
+        self.data_dir = Path(data_dir)
+        self.run_dir = self.data_dir / "run"
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.env = {
+            **os.environ,
+            "DJANGO_ENV_FILE": "",  # never the developer's .env
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DATA_DIR": str(self.data_dir),
+            "PUBLIC_PORT": str(port),
+            "REDIS_URL": "",  # the stack's own redis-server
+            **settings,
+        }
+
+    def command(self, name, timeout=UP_TIMEOUT):
+        return subprocess.run(
+            [sys.executable, STACK, name],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def up(self):
+        result = self.command("up")
+        if result.returncode != 0:
+            self.down()
+            raise RuntimeError(f"stack did not start:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def down(self):
+        return self.command("down")
+
+    def manage(self, *args):
+        result = subprocess.run(
+            [sys.executable, MANAGE, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout
+
+    def issue_token(self, username):
+        return self.manage("issue_token", username, "--create-user").strip().splitlines()[-1]
+
+    def http(self, method, path, body=None, headers=None):
+        """(status, parsed JSON or text, headers) of a request through nginx."""
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                status, raw, response_headers = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, raw, response_headers = error.code, error.read(), error.headers
+        try:
+            content = json.loads(raw)
+        except ValueError:
+            content = raw.decode(errors="replace")
+        return status, content, response_headers
+
+    def websocket(self, path, origin=None, **kwargs):
+        """A websocket through nginx, with the Origin a browser on the site would send."""
+        return connect(
+            self.ws_url + path,
+            origin=origin or self.url,
+            open_timeout=TIMEOUT,
+            close_timeout=2,
+            **kwargs,
+        )
+
+    def daphne_websocket(self, instance, path):
+        """A websocket straight to one daphne process's unix socket, bypassing nginx."""
+        return unix_connect(
+            str(self.run_dir / f"daphne-{instance}.sock"),
+            f"ws://127.0.0.1{path}",
+            origin=self.url,
+            open_timeout=TIMEOUT,
+            close_timeout=2,
+        )

@@ -1,0 +1,77 @@
+"""`make up` and `make down` as a user runs them: the URL printed, nothing left behind."""
+
+import os
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from e2e.localstack import REPO_DIR, UP_TIMEOUT, LocalStack
+
+
+def make(target, stack):
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO_DIR), target],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT,
+    )
+
+
+def stack_pids(data_dir):
+    """Every live process started from this stack: its programs and their children."""
+    pids = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (cmdline.parent / "environ").read_bytes()
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (str(data_dir) in text or f"DATA_DIR={data_dir}".encode() in environ):
+            pids.add(int(cmdline.parent.name))
+    return pids - {os.getpid()}
+
+
+def test_make_up_prints_the_url_and_make_down_leaves_nothing(tmp_path, free_port):
+    stack = LocalStack(tmp_path / "var", free_port)
+    try:
+        up = make("up", stack)
+        assert up.returncode == 0, up.stdout + up.stderr
+        steps = re.findall(r"^==> (.*)$", up.stdout, re.MULTILINE)
+        assert [s.split()[0] for s in steps] == [
+            "Migrating", "Collecting", "Starting", "Waiting", "Checking", "The",
+        ]  # fmt: skip
+        assert f"The stack is up: {stack.url}" in up.stdout
+        running = stack_pids(stack.data_dir)
+        # supervisord, redis, gunicorn (+ workers), daphne ×2, nginx (+ workers)
+        assert len(running) >= 8, running
+        assert make("status", stack).stdout.count("RUNNING") == 5
+    finally:
+        down = make("down", stack)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "nothing left running" in down.stdout
+    assert stack_pids(stack.data_dir) == set()
+    assert not list((stack.data_dir / "run").glob("*.sock"))
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", free_port))  # nothing listens on the port any more
+
+
+def test_up_says_clearly_when_the_port_is_taken(tmp_path, free_port):
+    stack = LocalStack(tmp_path / "var", free_port)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", free_port))
+        squatter.listen()
+        result = stack.command("up")
+    assert result.returncode == 1
+    assert f"port {free_port}" in result.stderr and "PUBLIC_PORT" in result.stderr
+    assert stack_pids(stack.data_dir) == set()
+
+
+def test_make_help_lists_every_target():
+    makefile = (REPO_DIR / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
+    listed = subprocess.run(["make", "-C", str(REPO_DIR), "help"], capture_output=True, text=True)
+    assert targets <= set(re.findall(r"make (\S+)", listed.stdout))
