@@ -4,10 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from xmlrpc.client import ServerProxy
 
+from supervisor.xmlrpc import SupervisorTransport
 from websockets.asyncio.client import connect, unix_connect
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -54,6 +57,42 @@ class LocalStack:
 
     def down(self):
         return self.command("down")
+
+    # -- the processes, through supervisord's XML-RPC interface ---------------------------
+
+    def supervisor(self):
+        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
+        return ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def programs(self):
+        """{name: (state, pid)} for every program, e.g. {"daphne-1": ("RUNNING", 4242)}."""
+        return {
+            info["name"]: (info["statename"], info["pid"])
+            for info in self.supervisor().getAllProcessInfo()
+        }
+
+    def pid(self, name):
+        return self.programs()[name][1]
+
+    def supervisor_name(self, name):
+        """supervisord's group:name for a program ("daphne-1" → "daphne:daphne-1")."""
+        return f"daphne:{name}" if name.startswith("daphne-") else name
+
+    def stop_program(self, name):
+        self.supervisor().stopProcess(self.supervisor_name(name), True)
+
+    def start_program(self, name):
+        self.supervisor().startProcess(self.supervisor_name(name), True)
+
+    def wait_running(self, name, old_pid=None, timeout=60):
+        """Until ``name`` is RUNNING (with a pid other than ``old_pid``); returns the pid."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state, pid = self.programs()[name]
+            if state == "RUNNING" and pid and pid != old_pid:
+                return pid
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} not running again within {timeout}s: {self.programs()}")
 
     def manage(self, *args):
         result = subprocess.run(

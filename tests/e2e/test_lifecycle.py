@@ -49,6 +49,9 @@ def test_make_up_prints_the_url_and_make_down_leaves_nothing(tmp_path, free_port
         # supervisord, redis, gunicorn (+ workers), daphne ×2, nginx (+ workers)
         assert len(running) >= 8, running
         assert make("status", stack).stdout.count("RUNNING") == 5
+        assert {name: state for name, (state, _) in stack.programs().items()} == dict.fromkeys(
+            ["daphne-1", "daphne-2", "gunicorn", "nginx", "redis"], "RUNNING"
+        )
     finally:
         down = make("down", stack)
     assert down.returncode == 0, down.stdout + down.stderr
