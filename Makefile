@@ -55,12 +55,12 @@ lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff format --check --config app/ruff.toml app deploy tests
 
 lock: ## Re-pin app/requirements.txt and tests/requirements.txt from their .in files
-	@rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
-	@/tmp/lock-venv/bin/pip install --quiet -r app/requirements.in
-	@{ echo '# Pinned runtime dependencies: generated from requirements.in by `make lock`; do not edit by hand.'; \
-		/tmp/lock-venv/bin/pip freeze; } > app/requirements.txt
-	@/tmp/lock-venv/bin/pip install --quiet -r tests/requirements.in
-	@{ echo '# Pinned test tools: generated from requirements.in by `make lock`; do not edit by hand.'; \
+	@set -e; venv=$$(mktemp -d); trap 'rm -rf "$$venv"' EXIT; \
+	python3 -m venv "$$venv"; \
+	"$$venv/bin/pip" install --quiet -r app/requirements.in; \
+	{ echo '# Pinned runtime dependencies: generated from requirements.in by `make lock`; do not edit by hand.'; \
+		"$$venv/bin/pip" freeze; } > app/requirements.txt; \
+	"$$venv/bin/pip" install --quiet -r tests/requirements.in; \
+	{ echo '# Pinned test tools: generated from requirements.in by `make lock`; do not edit by hand.'; \
 		echo '-r ../app/requirements.txt'; \
-		/tmp/lock-venv/bin/pip freeze | grep -vxF -f <(grep -v '^#' app/requirements.txt); } > tests/requirements.txt
-	@rm -rf /tmp/lock-venv
+		"$$venv/bin/pip" freeze | grep -vxF -f <(grep -v '^#' app/requirements.txt); } > tests/requirements.txt
