@@ -12,10 +12,20 @@ endpoint starting with ``fd:`` for an inherited socket.
 """
 
 import argparse
+import asyncio
 import os
 import socket
 import sys
+import time
 from pathlib import Path
+
+# Importing daphne.server installs Twisted's asyncio reactor: it must come first.
+import daphne.server
+from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+from autobahn.websocket.types import ConnectionDeny
+from daphne.cli import CommandLineInterface
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import defer, reactor, task
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 
@@ -38,6 +48,91 @@ DAPHNE_FLAGS = [
     # No per-connection access log: nginx logs every request (without query strings).
     "-v", "0",
 ]  # fmt: skip
+
+
+# On SIGTERM (supervisord, systemd, compose stop) every open websocket is closed with
+# 1012 "service restart" so clients reconnect at once (to another daphne, through nginx),
+# instead of seeing a dropped connection. The wait is bounded; stop timeouts of the
+# process managers (supervisord stopwaitsecs, systemd TimeoutStopSec) must exceed it.
+SERVICE_RESTART = 1012
+SHUTDOWN_GRACE_SECONDS = 5
+
+
+class ServerWebSocketProtocol(WebSocketProtocol):
+    """daphne's protocol, able to send every close code RFC 6455 lets a server send.
+
+    autobahn's sendClose() accepts only 1000 and 3000-4999, so a consumer closing with
+    1008 (policy violation) or 1013 (try again later) would crash into a bare 1011.
+    """
+
+    def serverClose(self, code=None):
+        if code in AutobahnProtocol.CLOSE_STATUS_CODES_ALLOWED:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code)
+
+
+class GracefulServer(daphne.server.Server):
+    """daphne's server, stopping in an order clients and nginx can act on."""
+
+    def run(self):
+        self.ports = []
+        reactor.callWhenRunning(self.use_server_protocol)
+        super().run()
+
+    def use_server_protocol(self):
+        self.ws_factory.protocol = ServerWebSocketProtocol
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def kill_all_applications(self):
+        """daphne's "before shutdown" step: say goodbye first, then cancel what is left."""
+        closed = self.close_websockets()
+        closed.addCallback(lambda _: self.cancel_applications())
+        return closed
+
+    def close_websockets(self):
+        # Stop listening first: a unix socket file disappears, so nginx sends new
+        # connections (and the clients reconnecting now) to the other daphne processes.
+        for port in self.ports:
+            port.stopListening()
+        for protocol in list(self.connections):
+            if not isinstance(protocol, WebSocketProtocol):
+                continue
+            if protocol.state == protocol.STATE_OPEN:
+                protocol.sendCloseFrame(
+                    code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False
+                )
+            elif getattr(protocol, "handshake_deferred", None) is not None:
+                protocol.handshake_deferred.errback(ConnectionDeny(503, "Server restarting"))
+                del protocol.handshake_deferred
+        return self.wait_until_finished(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
+
+    def running_applications(self):
+        return [
+            details["application_instance"]
+            for details in self.connections.values()
+            if "application_instance" in details and not details["application_instance"].done()
+        ]
+
+    def wait_until_finished(self, deadline):
+        """Until every connection has closed and its consumer has run its disconnect
+        handler (which logs the close and leaves its groups), or the deadline passes."""
+        open_connections = [d for d in self.connections.values() if "disconnected" not in d]
+        if time.monotonic() >= deadline or not (open_connections or self.running_applications()):
+            return defer.succeed(None)
+        return task.deferLater(reactor, 0.05, self.wait_until_finished, deadline)
+
+    def cancel_applications(self):
+        """daphne's own kill_all_applications, minus its assumption that every connection
+        still has an application (one that ended may already have been reaped)."""
+        running = self.running_applications()
+        for application in running:
+            application.cancel()
+        waiting = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
+        return waiting.addErrback(lambda _: None)
 
 
 def clear_stale_unix_socket(path):
@@ -83,11 +178,9 @@ def main(argv=None):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
 
-    from daphne.cli import CommandLineInterface
-
-    CommandLineInterface().run(
-        ["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"]
-    )
+    cli = CommandLineInterface()
+    cli.server_class = GracefulServer
+    cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"])
 
 
 if __name__ == "__main__":

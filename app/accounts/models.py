@@ -3,6 +3,17 @@ from django.db import models
 from django.utils import timezone
 
 
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self):
+        """Not revoked, not expired, and their user still active: the one definition,
+        used when a token is presented and when open sockets are re-checked."""
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()),
+            revoked_at__isnull=True,
+            user__is_active=True,
+        )
+
+
 class ApiToken(models.Model):
     """A bearer token for clients without a session (scripts, mobile apps, the smoke test).
 
@@ -21,17 +32,10 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ApiTokenQuerySet.as_manager()
+
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
-
-    def is_usable(self, now=None):
-        """Not revoked, not expired, and its user still active."""
-        now = now or timezone.now()
-        return (
-            self.revoked_at is None
-            and (self.expires_at is None or self.expires_at > now)
-            and self.user.is_active
-        )
 
     def revoke(self):
         if self.revoked_at is None:

@@ -41,10 +41,15 @@ def authenticate_token(raw):
     prefix, sep, secret = (raw or "").partition(".")
     if not sep or not secret or len(prefix) != 2 * PREFIX_BYTES:
         return None
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    token = ApiToken.objects.usable().select_related("user").filter(prefix=prefix).first()
     if token is None or not hmac.compare_digest(token.digest, _digest(secret)):
         return None
-    return token if token.is_usable() else None
+    return token
+
+
+def usable_token_ids(token_ids):
+    """The ids among ``token_ids`` of tokens still usable (for re-checking open sockets)."""
+    return set(ApiToken.objects.usable().filter(pk__in=token_ids).values_list("pk", flat=True))
 
 
 def parse_duration(text):

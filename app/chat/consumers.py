@@ -23,7 +23,6 @@ class ChatConsumer(JsonTextConsumer):
     ``?since=<id>`` every message after that id (a reconnecting client's resume).
     """
 
-    group = None
     backlog_ids = frozenset()
 
     async def connect(self):
@@ -43,10 +42,9 @@ class ChatConsumer(JsonTextConsumer):
             await self.refuse(close_codes.BAD_REQUEST, str(error))
             return
         self.room = room
-        self.group = room_group(room)
         # Join before reading the backlog: a message committed in between is then in
         # both the backlog and the live stream (sent once, see chat_message), never in neither.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_group(room_group(room))
         await self.accept()
         await self.send_backlog(since)
 
@@ -61,10 +59,6 @@ class ChatConsumer(JsonTextConsumer):
         for payload in payloads:
             await self.send_json(payload)
         self.backlog_ids = frozenset(payload["id"] for payload in payloads)
-
-    async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content):
         try:

@@ -11,19 +11,12 @@ class NotificationConsumer(JsonTextConsumer):
     "sign in" apart from a network failure (a refused handshake shows only as 1006).
     """
 
-    group = None
-
     async def connect(self):
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.refuse(close_codes.UNAUTHORIZED, "sign in, or connect with ?token=<token>")
             return
-        self.group = user_group(user.id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_group(user_group(user.id))
         await self.accept()
-
-    async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     notification = JsonTextConsumer.forward_event

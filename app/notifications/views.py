@@ -1,9 +1,8 @@
-import json
-
 from django.http import JsonResponse
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import api_auth_required
+from realtime.consumers import decode
 
 from .models import Notification
 
@@ -22,7 +21,7 @@ def create_notification(request):
     The new notification reaches the caller's open sockets through notifications.signals.
     """
     try:
-        body = json.loads(request.body)
+        body = decode(request.body)
     except ValueError:
         return _bad_request("request body must be JSON")
     text = body.get("text") if isinstance(body, dict) else None

@@ -1,7 +1,5 @@
 """Pushing events from synchronous code (views, signals) to websocket groups."""
 
-from functools import partial
-
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -19,4 +17,11 @@ def broadcast_on_commit(group, event):
     never stored. ``robust``: if Redis is down, the write still succeeds and the failure
     is logged, rather than a committed write turning into a 500.
     """
-    transaction.on_commit(partial(broadcast, group, event), robust=True)
+
+    def broadcast_after_commit():
+        # A plain function, not functools.partial: Django's robust on_commit names the
+        # failed callback by its __qualname__, which a partial lacks (the error handler
+        # itself would raise, turning "Redis is down" into a 500).
+        broadcast(group, event)
+
+    transaction.on_commit(broadcast_after_commit, robust=True)

@@ -2,18 +2,50 @@
 
 import json
 import logging
+from time import monotonic
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from redis.exceptions import RedisError
 
-from . import close_codes
+from . import close_codes, reauth
+from .limits import MessageRate, socket_caps
 
 logger = logging.getLogger(__name__)
+
+# What the channel layer raises when Redis cannot be reached.
+LAYER_ERRORS = (RedisError,)
 
 
 def encode(content):
     """JSON as sent on the wire: compact, UTF-8 kept as is."""
     return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode(text):
+    """A client's JSON (str or UTF-8 bytes); ValueError for anything but strict JSON.
+
+    Python's json accepts NaN and Infinity (which other parsers do not read back),
+    raises RecursionError, not ValueError, on a few kilobytes of nested brackets, and
+    turns a lone "\\ud800" escape into a string no database or UTF-8 encoder accepts.
+    """
+    if isinstance(text, bytes):
+        text = text.decode()
+    try:
+        content = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if "\\ud" in text or "\\uD" in text:  # rare: only then look for a lone surrogate
+        try:
+            encode(content).encode()
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate") from None
+    return content
 
 
 class JsonTextConsumer(AsyncWebsocketConsumer):
@@ -22,47 +54,170 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     Subclasses implement ``receive_json``. Group events built by an ``events`` module
     carry their client JSON already encoded (once, by the sender) in ``event["text"]``;
     a handler that only relays it is ``forward_event``.
+
+    Every socket also gets, from this class: a per-socket message rate limit (close
+    1008), a frame size limit, optional per-address and per-user caps (close 4429),
+    re-authentication of signed-in sockets (close 4401, see ``realtime.reauth``), a clear
+    close code instead of a traceback when something fails (1013 while Redis is down,
+    1011 otherwise), and one log line per disconnect.
     """
+
+    # Per-socket state: class defaults, so an attribute costs memory only once it is set.
+    connected_at = None  # monotonic clock at the handshake, for the disconnect log
+    accepted = False
+    closing = False  # the server closed the socket: frames still in flight are ignored
+    disconnected = False
+    message_rate = None  # a MessageRate, created on the socket's first frame
+    caps_held = ()  # socket_caps keys this socket counts against
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as error:  # noqa: BLE001 - turned into a close code, and logged
+            await self.close_after_failure(error, send)
+        finally:
+            reauth.watcher.forget(self)
+            socket_caps.release(self.caps_held)
 
     async def dispatch(self, message):
         # Channels' own dispatch first hops to the sync thread to close stale database
         # connections, for every message: with a 2,000-member room that is 2,000 hops,
         # one at a time. Our consumers reach the ORM only through database_sync_to_async,
         # which already closes stale connections around each call, so skip the hop.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
+        try:
+            handler = getattr(self, get_handler_name(message))
+        except (AttributeError, ValueError):
+            self.log_unhandled(message)
+            return
         await handler(message)
 
+    def log_unhandled(self, message):
+        """A group event nobody handles: a sender/consumer mismatch, worth a log line,
+        not worth killing the socket over (Channels would raise and drop it)."""
+        logger.warning(
+            "unhandled event type=%r groups=%s consumer=%s path=%s",
+            message.get("type"),
+            ",".join(self.groups) or "-",
+            type(self).__name__,
+            self.scope.get("path"),
+        )
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    async def websocket_connect(self, message):
+        self.connected_at = monotonic()
+        held = socket_caps.acquire(self.scope)
+        if held is None:
+            await self.refuse(
+                close_codes.TOO_MANY_CONNECTIONS,
+                "too many open sockets from your address or account; close one first",
+            )
+            return
+        self.caps_held = held
+        await super().websocket_connect(message)
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+        reauth.watcher.watch(self)
+
+    async def join_group(self, group):
+        """Receive the events sent to ``group`` until the socket disconnects."""
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)  # Channels' websocket_disconnect leaves self.groups
+
+    async def close(self, code=None, reason=None):
+        self.closing = True
+        await super().close(code, reason)
+
+    async def refuse(self, code, reason):
+        """Say why, then close with ``code`` (accepting the handshake first if needed).
+
+        A refused handshake reaches a browser as a bare 1006 with no reason, so the
+        client could not tell "sign in" from "bad room" from a network failure.
+        """
+        if not self.accepted:
+            await self.accept()
+        await self.send_error(reason)
+        await self.close(code=code)
+
+    async def websocket_disconnect(self, message):
+        self.disconnected = True
+        user = self.scope.get("user")
+        user_id = user.pk if user is not None and user.is_authenticated else "-"
+        duration = monotonic() - self.connected_at if self.connected_at else 0.0
+        logger.info(
+            "websocket closed code=%s path=%s user=%s duration=%.3fs",
+            message.get("code"),
+            self.scope.get("path"),
+            user_id,
+            duration,
+        )
+        await super().websocket_disconnect(message)
+
+    async def close_after_failure(self, error, send):
+        """Tell the client what it can do, keep the traceback in the server's log."""
+        path = self.scope.get("path")
+        if isinstance(error, LAYER_ERRORS):
+            logger.warning("channel layer unavailable path=%s error=%r", path, error)
+            code, reason = close_codes.TRY_AGAIN_LATER, "temporarily unavailable; reconnect later"
+        else:
+            logger.error("websocket consumer failed path=%s", path, exc_info=error)
+            code, reason = close_codes.INTERNAL_ERROR, "internal server error"
+        if self.closing or self.disconnected:
+            return
+        if not hasattr(self, "base_send"):  # failed before Channels set it up
+            self.base_send = send
+        try:
+            await self.refuse(code, reason)
+        except Exception:  # noqa: BLE001 - the client may be gone already
+            logger.debug("could not close path=%s after a failure", path, exc_info=True)
+
+    # -- frames from the client -----------------------------------------------------------
+
     async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        if not self.within_rate_limit():
+            await self.refuse(
+                close_codes.POLICY_VIOLATION,
+                f"too many messages: at most {settings.WEBSOCKET_RATE_LIMIT:g} a second",
+            )
+            return
         if text_data is None:
             await self.send_error("binary frames are not supported; send JSON text")
             return
+        if len(text_data) > settings.WEBSOCKET_MAX_MESSAGE_LENGTH:
+            await self.send_error(
+                f"message too large: at most {settings.WEBSOCKET_MAX_MESSAGE_LENGTH} characters"
+            )
+            return
         try:
-            content = json.loads(text_data)
+            content = decode(text_data)
         except ValueError as error:
             await self.send_error(f"invalid JSON: {error}")
             return
         await self.receive_json(content)
 
+    def within_rate_limit(self):
+        rate = settings.WEBSOCKET_RATE_LIMIT
+        if not rate:
+            return True
+        burst = settings.WEBSOCKET_RATE_BURST
+        if self.message_rate is None:
+            self.message_rate = MessageRate(burst)
+        return self.message_rate.allow(rate, burst)
+
     async def receive_json(self, content):
         await self.send_error("this socket does not accept messages")
+
+    # -- frames to the client -------------------------------------------------------------
 
     async def send_json(self, content):
         await self.send(text_data=encode(content))
 
     async def send_error(self, reason):
         await self.send_json({"error": reason})
-
-    async def refuse(self, code, reason):
-        """Accept, say why, then close with ``code``.
-
-        A refused handshake reaches a browser as a bare 1006 with no reason, so the
-        client could not tell "sign in" from "bad room" from a network failure.
-        """
-        await self.accept()
-        await self.send_error(reason)
-        await self.close(code=code)
 
     async def forward_event(self, event):
         await self.send(text_data=event["text"])

@@ -32,12 +32,15 @@ async def connect():
     """Open websockets on the full ASGI application (origin check, auth, routing).
 
     ``await connect("/ws/echo/")`` returns ``(communicator, accepted, close_code)``;
-    every communicator is disconnected when the test ends.
+    every communicator is disconnected when the test ends. ``client`` sets the peer
+    address daphne would put in the scope.
     """
     opened = []
 
-    async def _connect(path, headers=(ORIGIN,)):
+    async def _connect(path, headers=(ORIGIN,), client=None):
         communicator = WebsocketCommunicator(application, path, headers=list(headers))
+        if client is not None:
+            communicator.scope["client"] = [client, 40000]
         opened.append(communicator)
         accepted, close_code = await communicator.connect(timeout=TIMEOUT)
         return communicator, accepted, close_code

@@ -1,5 +1,6 @@
 """Configuration stays documented, and production refuses to run with unsafe values."""
 
+import json
 import os
 import re
 import secrets
@@ -30,7 +31,8 @@ def test_every_variable_read_is_documented_in_env_example():
     assert missing == []
 
 
-def check_production(**overrides):
+def manage_production(*args, **overrides):
+    """Run manage.py with the production settings and a valid minimal environment."""
     env = {
         **os.environ,
         "DJANGO_ENV_FILE": "",
@@ -41,10 +43,13 @@ def check_production(**overrides):
         **overrides,
     }
     return subprocess.run(
-        [sys.executable, str(REPO_DIR / "app" / "manage.py"), "check", "--deploy",
-         "--fail-level", "WARNING"],
+        [sys.executable, str(REPO_DIR / "app" / "manage.py"), *args],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def check_production(**overrides):
+    return manage_production("check", "--deploy", "--fail-level", "WARNING", **overrides)
 
 
 def test_production_settings_pass_the_deploy_checks():
@@ -66,3 +71,53 @@ def test_production_refuses_unsafe_values(overrides, complaint):
     result = check_production(**overrides)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and complaint in result.stderr
+
+
+SECURITY_SETTINGS = [
+    "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE", "CSRF_COOKIE_SECURE", "CSRF_COOKIE_HTTPONLY",
+    "CSRF_COOKIE_SAMESITE", "SECURE_CONTENT_TYPE_NOSNIFF", "X_FRAME_OPTIONS",
+]  # fmt: skip
+
+
+def test_production_security_defaults_and_hosts_from_the_environment():
+    script = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {SECURITY_SETTINGS!r}}}))"
+    )
+    result = manage_production(
+        "shell",
+        "-c",
+        script,
+        ALLOWED_HOSTS="chat.example.com,www.example.com",
+        CSRF_TRUSTED_ORIGINS="https://chat.example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "DEBUG": False,  # no tracebacks to clients: Django's plain 500 page
+        "ALLOWED_HOSTS": ["chat.example.com", "www.example.com"],
+        "CSRF_TRUSTED_ORIGINS": ["https://chat.example.com"],
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SESSION_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "CSRF_COOKIE_SECURE": True,
+        "CSRF_COOKIE_HTTPONLY": True,
+        "CSRF_COOKIE_SAMESITE": "Lax",
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "X_FRAME_OPTIONS": "DENY",
+    }
+
+
+def test_an_unreachable_redis_is_a_warning_not_an_error():
+    result = manage_production("check", REDIS_URL="unix:///nonexistent/redis.sock")
+    assert result.returncode == 0
+    assert "realtime.W001" in result.stderr and "Redis (REDIS_URL) is unreachable" in result.stderr
+
+
+def test_reauthentication_interval_must_be_bounded():
+    result = manage_production("check", WEBSOCKET_REAUTH_INTERVAL="0")
+    assert result.returncode != 0
+    assert "WEBSOCKET_REAUTH_INTERVAL" in result.stderr

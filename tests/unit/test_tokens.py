@@ -1,3 +1,5 @@
+import hashlib
+import hmac
 from datetime import timedelta
 from io import StringIO
 
@@ -87,3 +89,22 @@ def test_parse_duration(text, expected):
 def test_parse_duration_rejects_nonsense(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_secrets_are_compared_in_constant_time_as_digests(user, monkeypatch):
+    """hmac.compare_digest on two fixed-length digests: the time taken does not depend on
+    how much of a guessed secret was right, nor on its length."""
+    token, raw = issue_token(user)
+    compared = []
+    real_compare = hmac.compare_digest
+
+    def spy(a, b):
+        compared.append((a, b))
+        return real_compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    prefix = raw.split(".")[0]
+    assert authenticate_token(f"{prefix}.a-wrong-guess") is None
+    assert authenticate_token(raw) == token
+    wrong_digest = hashlib.sha256(b"a-wrong-guess").hexdigest()
+    assert compared == [(token.digest, wrong_digest), (token.digest, token.digest)]

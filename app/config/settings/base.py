@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 APP_DIR = Path(__file__).resolve().parents[2]
 REPO_DIR = APP_DIR.parent
@@ -142,6 +143,25 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
+
+# Websockets (realtime.consumers, realtime.reauth, realtime.limits).
+# Signed-in sockets are re-checked this often and closed with 4401 once their session or
+# token has ended (logout, expiry, password change, revocation).
+WEBSOCKET_REAUTH_INTERVAL = env.float("WEBSOCKET_REAUTH_INTERVAL", default=30)
+if not 0 < WEBSOCKET_REAUTH_INTERVAL <= 3600:
+    raise ImproperlyConfigured("WEBSOCKET_REAUTH_INTERVAL must be between 0 and 3600 seconds.")
+# Frames a socket may send: WEBSOCKET_RATE_LIMIT a second sustained, WEBSOCKET_RATE_BURST
+# at once; a flood gets an error and close code 1008. 0 turns the limit off.
+WEBSOCKET_RATE_LIMIT = env.float("WEBSOCKET_RATE_LIMIT", default=10)
+WEBSOCKET_RATE_BURST = env.int("WEBSOCKET_RATE_BURST", default=30)
+# Open sockets per client address and per user, in each daphne process (0: no cap); over
+# the cap, close code 4429. Off by default: benchmarks open thousands from one address.
+WEBSOCKET_MAX_PER_IP = env.int("WEBSOCKET_MAX_PER_IP", default=0)
+WEBSOCKET_MAX_PER_USER = env.int("WEBSOCKET_MAX_PER_USER", default=0)
+# Longer text frames get an error frame, unparsed. Fits a 4,000-character chat message
+# even JSON-escaped (\uXXXX pairs), and stays under daphne's hard limit in
+# deploy/run_daphne.py (MAX_MESSAGE_BYTES), above which daphne closes with 1009.
+WEBSOCKET_MAX_MESSAGE_LENGTH = 48 * 1024
 
 # Chat: anonymous users chat as "anon" unless login is required.
 CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=False)
