@@ -141,8 +141,14 @@ def write_configs(stack):
         nginx_conf_dir="/etc/nginx",
         public_port=stack.port,
         static_parent=stack.static_root.parent,
+        # max_fails=0: never mark a daphne as failed. nginx lifts that mark only when a
+        # later request to the server *completes*, and a websocket completes when it
+        # closes, maybe an hour later: meanwhile a restarted daphne gets one new socket
+        # per fail_timeout, and if the others restart too, clients get 502 "no live
+        # upstreams". A daphne that is down costs one failed connect (a unix socket:
+        # microseconds) before nginx tries the next one.
         daphne_servers="\n".join(
-            f"        server unix:{stack.run_dir}/daphne-{n}.sock;"
+            f"        server unix:{stack.run_dir}/daphne-{n}.sock max_fails=0;"
             for n in range(1, stack.daphne_instances + 1)
         ),
     )
@@ -220,6 +226,28 @@ def wait_for_health(stack):
     raise StackError(f"{stack.url}/healthz did not answer 200 ({last}); see {stack.log_dir}")
 
 
+def wait_for_daphne(stack):
+    """Until every daphne accepts connections on its socket.
+
+    supervisord calls a program RUNNING after `startsecs`, which a busy machine can
+    outlast while daphne loads Django; nginx would answer 502 meanwhile.
+    """
+    pending = {stack.run_dir / f"daphne-{n}.sock" for n in range(1, stack.daphne_instances + 1)}
+    deadline = time.monotonic() + START_TIMEOUT
+    while pending:
+        for path in list(pending):
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(path))
+                except OSError:
+                    continue
+            pending.discard(path)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(sorted(path.name for path in pending))
+            raise StackError(f"nothing accepts connections on {names}; see {stack.log_dir}")
+        time.sleep(0.1)
+
+
 def check_echo(stack):
     """One websocket round trip through nginx to daphne."""
     url = f"ws://127.0.0.1:{stack.port}/ws/echo/"
@@ -248,6 +276,7 @@ def up(stack):
         step(f"Waiting for {stack.url}/healthz through nginx")
         print(f"    {wait_for_health(stack)['checks']}")
         step("Checking a websocket echo through nginx")
+        wait_for_daphne(stack)
         check_echo(stack)
     except StackError:
         if started:
