@@ -82,6 +82,10 @@ class GracefulServer(daphne.server.Server):
 
     def use_server_protocol(self):
         self.ws_factory.protocol = ServerWebSocketProtocol
+        # On a protocol error (a frame over the size limit, invalid UTF-8), send the close
+        # code (1009, 1007...) before closing; autobahn's default drops the TCP
+        # connection, which a client sees as a bare 1006.
+        self.ws_factory.setProtocolOptions(failByDrop=False)
 
     def listen_success(self, port):
         self.ports.append(port)

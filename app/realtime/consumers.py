@@ -113,7 +113,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
                 "too many open sockets from your address or account; close one first",
             )
             return
-        self.caps_held = held
+        if held:
+            self.caps_held = held
         await super().websocket_connect(message)
 
     async def accept(self, subprotocol=None, headers=None):
@@ -159,7 +160,9 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         """Tell the client what it can do, keep the traceback in the server's log."""
         path = self.scope.get("path")
         if isinstance(error, LAYER_ERRORS):
-            logger.warning("channel layer unavailable path=%s error=%r", path, error)
+            logger.warning(
+                "channel layer unavailable path=%s error=%s: %s", path, type(error).__name__, error
+            )
             code, reason = close_codes.TRY_AGAIN_LATER, "temporarily unavailable; reconnect later"
         else:
             logger.error("websocket consumer failed path=%s", path, exc_info=error)
