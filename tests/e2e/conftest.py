@@ -1,21 +1,14 @@
 import asyncio
 import json
-import socket
 
 import pytest
-from e2e.localstack import TIMEOUT, LocalStack
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from e2e.localstack import TIMEOUT, LocalStack, free_port
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The real stack (nginx, gunicorn, daphne ×2, redis-server), shared by the e2e tests."""
-    local = LocalStack(tmp_path_factory.mktemp("stack") / "var", _free_port())
+    local = LocalStack(tmp_path_factory.mktemp("stack") / "var", free_port())
     local.up()
     try:
         yield local

@@ -1,11 +1,15 @@
 """Drive the real local stack (deploy/local/stack.py) from tests, as `make up` would."""
 
+import http.cookiejar
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from xmlrpc.client import ServerProxy
@@ -18,6 +22,13 @@ STACK = str(REPO_DIR / "deploy" / "local" / "stack.py")
 MANAGE = str(REPO_DIR / "app" / "manage.py")
 UP_TIMEOUT = 180
 TIMEOUT = 10
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class LocalStack:
@@ -108,6 +119,41 @@ class LocalStack:
     def issue_token(self, username):
         return self.manage("issue_token", username, "--create-user").strip().splitlines()[-1]
 
+    def create_staff_user(self, username, password):
+        """A user who can sign in through the admin's login page (a real session)."""
+        self.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; "
+            f"get_user_model().objects.create_user({username!r}, password={password!r}, "
+            "is_staff=True)",
+        )
+
+    def sign_in(self, username, password):
+        """Sign in through nginx and gunicorn as a browser does: {cookie name: value}."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(f"{self.url}/admin/login/", timeout=TIMEOUT) as page:
+            form_token = re.search(
+                r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode()
+            )
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": form_token[1]}
+        data = urllib.parse.urlencode(form).encode()
+        with opener.open(f"{self.url}/admin/login/?next=/admin/", data, timeout=TIMEOUT):
+            pass
+        cookies = {cookie.name: cookie.value for cookie in jar}
+        if "sessionid" not in cookies:
+            raise RuntimeError(f"could not sign in as {username}")
+        return cookies
+
+    def logs_containing(self, text):
+        """The names of the stack's log files that contain ``text``."""
+        return sorted(
+            path.name
+            for path in (self.data_dir / "log").glob("*.log")
+            if text.encode() in path.read_bytes()
+        )
+
     def http(self, method, path, body=None, headers=None):
         """(status, parsed JSON or text, headers) of a request through nginx."""
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
@@ -135,7 +181,7 @@ class LocalStack:
             **kwargs,
         )
 
-    def daphne_websocket(self, instance, path):
+    def daphne_websocket(self, instance, path, **kwargs):
         """A websocket straight to one daphne process's unix socket, bypassing nginx."""
         return unix_connect(
             str(self.run_dir / f"daphne-{instance}.sock"),
@@ -143,4 +189,5 @@ class LocalStack:
             origin=self.url,
             open_timeout=TIMEOUT,
             close_timeout=2,
+            **kwargs,
         )

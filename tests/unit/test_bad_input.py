@@ -2,7 +2,7 @@
 
 (Invalid room names and ``since`` values are in test_chat_consumer.py, foreign and
 missing origins in test_echo_and_routing.py; the same cases through nginx and real
-daphne are in e2e/test_bad_input.py.)
+daphne are in e2e/test_bad_input_through_nginx.py.)
 """
 
 import json
