@@ -96,14 +96,28 @@ class LocalStack:
         self.supervisor().startProcess(self.supervisor_name(name), True)
 
     def wait_running(self, name, old_pid=None, timeout=60):
-        """Until ``name`` is RUNNING (with a pid other than ``old_pid``); returns the pid."""
+        """Until ``name`` is RUNNING (with a pid other than ``old_pid``); returns the pid.
+
+        For a daphne, also until it accepts connections: supervisord says RUNNING after
+        `startsecs`, which a busy machine can outlast while daphne loads Django.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state, pid = self.programs()[name]
-            if state == "RUNNING" and pid and pid != old_pid:
+            if state == "RUNNING" and pid and pid != old_pid and self.accepting(name):
                 return pid
             time.sleep(0.1)
         raise TimeoutError(f"{name} not running again within {timeout}s: {self.programs()}")
+
+    def accepting(self, name):
+        if not name.startswith("daphne-"):
+            return True
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(self.run_dir / f"{name}.sock"))
+            except OSError:
+                return False
+        return True
 
     def manage(self, *args):
         result = subprocess.run(
