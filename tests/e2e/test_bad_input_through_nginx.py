@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+from bad_frames import BAD_FRAMES
 from e2e.conftest import receive_json
 from e2e.localstack import REPO_DIR
 from websockets.asyncio.client import connect
@@ -20,21 +21,6 @@ def daphne_limit():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.MAX_MESSAGE_BYTES
-
-
-BAD_FRAMES = {
-    "not JSON": ("{not json", "invalid JSON"),
-    "JSON list": ('["a", "list"]', "JSON object"),
-    "missing field": ('{"text": "wrong field"}', '"message" must be a string'),
-    "wrongly typed field": ('{"message": ["a"]}', '"message" must be a string'),
-    "empty message": ('{"message": "  "}', "empty"),
-    "message over 4,000 characters": (json.dumps({"message": "x" * 4001}), "longer than"),
-    "NaN": ('{"message": NaN}', "NaN is not valid JSON"),
-    "deeply nested": ("[" * 5000 + "]" * 5000, "nested too deeply"),
-    "lone surrogate": ('{"message": "\\udc00"}', "lone UTF-16 surrogate"),
-    "frame over the app limit": (json.dumps({"message": "x" * 50_000}), "message too large"),
-    "binary frame": (b'{"message": "as bytes"}', "binary frames are not supported"),
-}
 
 
 async def closed(ws):

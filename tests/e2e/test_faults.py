@@ -259,13 +259,7 @@ async def test_kill_9_gunicorn_sockets_keep_working_and_http_comes_back(
         async with stack.websocket(
             "/ws/notifications/", additional_headers={"Authorization": f"Bearer {token}"}
         ) as ws:
-            status, body, _ = await asyncio.to_thread(
-                stack.http,
-                "POST",
-                "/api/notifications/",
-                {"text": "after the crash"},
-                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
+            status, body = await asyncio.to_thread(stack.notify, token, "after the crash")
             assert status == 201
             assert (await receive_json(ws))["id"] == body["id"]
     print(f"kill -9 gunicorn: HTTP back after {back_after:.2f} s")
@@ -313,11 +307,7 @@ async def test_redis_down_then_back_without_restarting_the_app(stack, restore, i
             assert (await close_frame(late)).code == 1013
         # Writes still succeed and are stored; they cannot be delivered live.
         await alice.send(json.dumps({"message": "while redis is down"}))
-        push = {"text": "while redis is down"}
-        headers = {**bearer, "Content-Type": "application/json"}
-        status, _, _ = await asyncio.to_thread(
-            stack.http, "POST", "/api/notifications/", push, headers
-        )
+        status, _ = await asyncio.to_thread(stack.notify, token, "while redis is down")
         assert status == 201
 
         await asyncio.to_thread(stack.start_program, "redis")
@@ -336,9 +326,7 @@ async def test_redis_down_then_back_without_restarting_the_app(stack, restore, i
         # ...and so do HTTP pushes, from gunicorn through Redis to daphne.
         async def push_flows():
             text = f"push {uuid.uuid4().hex[:6]}"
-            await asyncio.to_thread(
-                stack.http, "POST", "/api/notifications/", {"text": text}, headers
-            )
+            await asyncio.to_thread(stack.notify, token, text)
             return await receive_until(bell, lambda f: f.get("text") == text, timeout=1)
 
         await until(push_flows, "an HTTP push after Redis came back")

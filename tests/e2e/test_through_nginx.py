@@ -71,13 +71,7 @@ async def test_http_push_reaches_the_users_socket(stack):
     """POST to gunicorn → Redis → the user's socket in daphne."""
     token = stack.issue_token(f"e2e-{uuid.uuid4().hex[:8]}")
     async with stack.websocket(f"/ws/notifications/?token={token}") as ws:
-        status, body, _ = await asyncio.to_thread(
-            stack.http,
-            "POST",
-            "/api/notifications/",
-            {"text": "deploy finished"},
-            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
+        status, body = await asyncio.to_thread(stack.notify, token, "deploy finished")
         assert status == 201
         frame = await receive_until(ws, lambda f: f.get("type") == "notification")
     assert (frame["id"], frame["text"]) == (body["id"], "deploy finished")
