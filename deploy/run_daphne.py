@@ -28,9 +28,14 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer, reactor, task
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
+sys.path.insert(0, str(APP_DIR))
 
-# Chat messages are at most 4,000 characters (16 KB of UTF-8 at worst); anything much
-# larger is abuse, and autobahn closes the socket with 1009 (message too big).
+from realtime.close_codes import SERVICE_RESTART  # noqa: E402 - needs APP_DIR on the path
+
+# A chat message is at most 4,000 characters: 16 KB of UTF-8, 48 KB if the client escapes
+# it (\uXXXX pairs). The app answers longer text frames (settings'
+# WEBSOCKET_MAX_MESSAGE_LENGTH, 48 Ki characters) with an error frame; above this, autobahn
+# closes the socket with 1009 (message too big) before buffering the rest.
 MAX_MESSAGE_BYTES = 64 * 1024
 
 DAPHNE_FLAGS = [
@@ -54,7 +59,6 @@ DAPHNE_FLAGS = [
 # 1012 "service restart" so clients reconnect at once (to another daphne, through nginx),
 # instead of seeing a dropped connection. The wait is bounded; stop timeouts of the
 # process managers (supervisord stopwaitsecs, systemd TimeoutStopSec) must exceed it.
-SERVICE_RESTART = 1012
 SHUTDOWN_GRACE_SECONDS = 5
 
 

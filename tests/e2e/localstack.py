@@ -1,6 +1,7 @@
 """Drive the real local stack (deploy/local/stack.py) from tests, as `make up` would."""
 
 import http.cookiejar
+import importlib.util
 import json
 import os
 import re
@@ -22,6 +23,14 @@ STACK = str(REPO_DIR / "deploy" / "local" / "stack.py")
 MANAGE = str(REPO_DIR / "app" / "manage.py")
 UP_TIMEOUT = 180
 TIMEOUT = 10
+
+
+def run_daphne():
+    """deploy/run_daphne.py as a module: daphne's flags and limits live there."""
+    spec = importlib.util.spec_from_file_location("run_daphne", REPO_DIR / "deploy/run_daphne.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port():

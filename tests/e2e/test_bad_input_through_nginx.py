@@ -3,24 +3,15 @@ frame, close code or HTTP status, nothing from it is stored, and everyone else i
 """
 
 import asyncio
-import importlib.util
 import json
 import uuid
 
 import pytest
 from bad_frames import BAD_FRAMES
 from e2e.conftest import receive_json
-from e2e.localstack import REPO_DIR
+from e2e.localstack import run_daphne
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-
-def daphne_limit():
-    """MAX_MESSAGE_BYTES, from the one place daphne's flags live."""
-    spec = importlib.util.spec_from_file_location("run_daphne", REPO_DIR / "deploy/run_daphne.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MAX_MESSAGE_BYTES
 
 
 async def closed(ws):
@@ -64,7 +55,7 @@ async def test_frame_over_daphnes_limit_closes_with_1009(stack):
     room = f"big-{uuid.uuid4().hex[:8]}"
     async with stack.websocket(f"/ws/chat/{room}/") as bystander:
         async with stack.websocket(f"/ws/chat/{room}/", max_size=None) as sender:
-            await sender.send(json.dumps({"message": "x" * daphne_limit()}))
+            await sender.send(json.dumps({"message": "x" * run_daphne().MAX_MESSAGE_BYTES}))
             assert (await closed(sender))[0] == 1009
         async with stack.websocket(f"/ws/chat/{room}/") as next_one:
             await next_one.send(json.dumps({"message": "after the big one"}))

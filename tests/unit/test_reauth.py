@@ -154,9 +154,9 @@ async def test_other_session_engines_are_checked_too(connect, user):
 
 
 def test_a_sweep_costs_a_few_batched_queries(django_user_model, django_assert_num_queries):
-    """1,200 sockets (600 token, 600 session) are re-checked in 6 queries: batches of 500."""
+    """1,002 sockets (501 token, 501 session) are re-checked in 6 queries: batches of 500."""
     users = django_user_model.objects.bulk_create(
-        django_user_model(username=f"u{n}") for n in range(600)
+        django_user_model(username=f"u{n}") for n in range(501)
     )
     tokens = ApiToken.objects.bulk_create(
         ApiToken(user=user, prefix=f"{n:012x}", digest="x") for n, user in enumerate(users)

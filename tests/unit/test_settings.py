@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from e2e.localstack import REPO_DIR
+from django.conf import settings
+from e2e.localstack import REPO_DIR, run_daphne
 
 # Every place the project reads its environment.
 READERS = [
@@ -121,3 +122,8 @@ def test_reauthentication_interval_must_be_bounded():
     result = manage_production("check", WEBSOCKET_REAUTH_INTERVAL="0")
     assert result.returncode != 0
     assert "WEBSOCKET_REAUTH_INTERVAL" in result.stderr
+
+
+def test_the_apps_frame_limit_is_below_daphnes():
+    """Between the two, a client gets an error frame; above daphne's, close code 1009."""
+    assert 4000 * 12 < settings.WEBSOCKET_MAX_MESSAGE_LENGTH < run_daphne().MAX_MESSAGE_BYTES
