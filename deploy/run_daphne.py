@@ -7,8 +7,8 @@ script, so every instance runs the same way. Run it with the project's Python::
     .venv/bin/python deploy/run_daphne.py --bind unix:/run/app/daphne-1.sock
     .venv/bin/python deploy/run_daphne.py --bind tcp:0.0.0.0:8001
 
-``--bind`` (or ``DAPHNE_BIND``) is ``unix:PATH``, ``tcp:HOST:PORT``, or a raw Twisted
-endpoint starting with ``fd:`` for an inherited socket.
+``--bind`` (or ``DAPHNE_BIND``) is ``unix:PATH``, ``tcp:HOST:PORT``, or ``systemd`` to
+adopt the listening socket systemd passes in (socket activation, ``daphne@.socket``).
 """
 
 import argparse
@@ -172,9 +172,11 @@ def endpoint(bind):
     if kind == "tcp" and rest.count(":") == 1:
         host, port = rest.split(":")
         return f"tcp:port={int(port)}:interface={host}"
-    if kind == "fd":
-        return bind
-    sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or fd:..., got {bind!r}")
+    if bind == "systemd":
+        # The one socket systemd passed (LISTEN_FDS=1). systemd owns it, so it outlives a
+        # daphne restart: connections wait in its backlog instead of being refused.
+        return "systemd:domain=UNIX:index=0"
+    sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or systemd, got {bind!r}")
 
 
 def main(argv=None):
