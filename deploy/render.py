@@ -36,12 +36,17 @@ DEFAULTS = {
     "RUN_DIR": "/run/realtime",
     # The user nginx's workers run as (Debian and Ubuntu: www-data): it owns the sockets.
     "NGINX_USER": "www-data",
-    "NGINX_LOG_DIR": "/var/log/nginx",
+    "NGINX_ACCESS_LOG": "/var/log/nginx/realtime-access.log",
+    "NGINX_ERROR_LOG": "/var/log/nginx/realtime-error.log",
     # certbot --webroot writes its challenges here; certificates land in /etc/letsencrypt.
     "ACME_ROOT": "/var/www/letsencrypt",
     "TLS_CERTIFICATE": "/etc/letsencrypt/live/@DOMAIN@/fullchain.pem",
     "TLS_CERTIFICATE_KEY": "/etc/letsencrypt/live/@DOMAIN@/privkey.pem",
+    # nginx's upstreams. Compose renders TCP addresses of its services instead.
+    "GUNICORN_SERVER": "unix:@RUN_DIR@/gunicorn.sock",
     "DAPHNE_INSTANCES": "2",
+    # Empty: one unix socket per daphne@N (N = 1..DAPHNE_INSTANCES); else host:port,...
+    "DAPHNE_SERVERS": "",
     # Redis on the same host, over its unix socket (Debian: enable `unixsocket` in redis.conf).
     "REDIS_URL": "unix:///run/redis/redis-server.sock",
 }
@@ -60,12 +65,12 @@ PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 
 
 def daphne_servers(values):
-    """The nginx pool: one line per daphne@N socket."""
-    lines = [
-        f"    server unix:{values['RUN_DIR']}/daphne-{n}.sock max_fails=0;"
+    """The nginx pool's server lines: the given addresses, or one socket per daphne@N."""
+    addresses = [a for a in values["DAPHNE_SERVERS"].split(",") if a] or [
+        f"unix:{values['RUN_DIR']}/daphne-{n}.sock"
         for n in range(1, int(values["DAPHNE_INSTANCES"]) + 1)
     ]
-    return "\n".join(lines).lstrip()
+    return "\n    ".join(f"server {address} max_fails=0;" for address in addresses)
 
 
 def substitute(text, values):
@@ -123,7 +128,8 @@ def main(argv=None):
         parser.add_argument(f"--{name.lower().replace('_', '-')}", default=default, metavar=name)
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.lower()) for name in DEFAULTS}
-    if not re.fullmatch(r"[A-Za-z0-9.-]+", values["DOMAIN"]):
+    # ${NAME}: left for the nginx image's envsubst to fill in at start (compose).
+    if not re.fullmatch(r"[A-Za-z0-9.-]+|\$\{[A-Z_]+\}", values["DOMAIN"]):
         sys.exit(f"render: --domain must be a host name, got {values['DOMAIN']!r}")
     if not values["DAPHNE_INSTANCES"].isdigit() or int(values["DAPHNE_INSTANCES"]) < 1:
         sys.exit("render: --daphne-instances must be a positive number")
