@@ -131,7 +131,8 @@ def write_configs(stack):
     # Run as root, nginx would switch its workers to `nobody`, which cannot open the
     # stack's sockets (mode 660); keep them as the invoking user, as for everyone else.
     user = "user root root;" if os.geteuid() == 0 else ""
-    limits = {"worker_connections": 16384, "worker_rlimit_nofile": 20000}
+    # Files per worker: a connection each, plus the files it serves (gixy asks for twice).
+    limits = {"worker_connections": 10000, "worker_rlimit_nofile": 20000}
     common = {"run_dir": stack.run_dir, "log_dir": stack.log_dir, "repo_dir": REPO_DIR, **limits}
     render(
         "nginx.conf.template",
