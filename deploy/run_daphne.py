@@ -30,7 +30,8 @@ from twisted.internet import defer, reactor, task
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))
 
-from realtime.close_codes import SERVICE_RESTART  # noqa: E402 - needs APP_DIR on the path
+from config.environment import load_environment  # noqa: E402 - needs APP_DIR on the path
+from realtime.close_codes import SERVICE_RESTART  # noqa: E402
 
 # A chat message is at most 4,000 characters: 16 KB of UTF-8, 48 KB if the client escapes
 # it (\uXXXX pairs). The app answers longer text frames (settings'
@@ -185,7 +186,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.bind:
         parser.error("--bind (or DAPHNE_BIND) is required")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    load_environment()
     os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
 
     cli = CommandLineInterface()

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from xmlrpc.client import ServerProxy
 
-import environ
 from supervisor.xmlrpc import SupervisorTransport
 from websockets.sync.client import connect
 
@@ -66,11 +65,10 @@ class Stack:
     @classmethod
     def from_environment(cls):
         """Read the same .env and settings as the Django processes will."""
-        env_file = os.environ.get("DJANGO_ENV_FILE", str(REPO_DIR / ".env"))
-        if env_file and Path(env_file).is_file():
-            environ.Env.read_env(env_file)  # never overrides the real environment
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
         sys.path.insert(0, str(APP_DIR))
+        from config.environment import load_environment
+
+        load_environment()  # never overrides the real environment
         from django.conf import settings
 
         stack = cls(
