@@ -9,6 +9,7 @@ the server's file system, so installing is ``cp -r OUT/etc/. /etc/`` (deploy/REA
 
     OUT/etc/nginx/sites-available/realtime.conf
     OUT/etc/systemd/system/{gunicorn,daphne@}.{socket,service}, realtime.target
+    OUT/etc/tmpfiles.d/realtime.conf  the sockets' directory
     OUT/etc/realtime/env            production settings, with a fresh SECRET_KEY
 
 Needs only Python 3.10+, so it runs on the server before the venv exists.
@@ -32,9 +33,10 @@ DEFAULTS = {
     "ENV_FILE": "/etc/realtime/env",
     # Runtime state: SQLite (if used), and public/static, which nginx serves.
     "DATA_DIR": "/var/lib/realtime",
-    # The unix sockets nginx connects to; systemd's socket units create them.
+    # The unix sockets nginx connects to; systemd's socket units create them, in a
+    # directory only the app's user and nginx's may enter (tmpfiles.d).
     "RUN_DIR": "/run/realtime",
-    # The user nginx's workers run as (Debian and Ubuntu: www-data): it owns the sockets.
+    # The user (and group) nginx's workers run as (Debian and Ubuntu: www-data).
     "NGINX_USER": "www-data",
     "NGINX_ACCESS_LOG": "/var/log/nginx/realtime-access.log",
     "NGINX_ERROR_LOG": "/var/log/nginx/realtime-error.log",
@@ -59,6 +61,7 @@ FILES = [
     ("systemd/daphne@.socket", "etc/systemd/system/daphne@.socket"),
     ("systemd/daphne@.service", "etc/systemd/system/daphne@.service"),
     ("systemd/realtime.target", "etc/systemd/system/realtime.target"),
+    ("systemd/realtime-tmpfiles.conf", "etc/tmpfiles.d/realtime.conf"),
 ]
 
 PLACEHOLDER = re.compile(r"@([A-Z_]+)@")

@@ -3,7 +3,9 @@ any nginx file the project ships."""
 
 import importlib.util
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from deploykit.kit import REPO_DIR, site_for_this_machine
@@ -12,25 +14,37 @@ NGINX_DIR = REPO_DIR / "deploy" / "nginx"
 
 
 @pytest.fixture
-def main_conf(tmp_path):
-    """A main nginx.conf as on a server: tuning.conf's limits, the site in http {}."""
-    kit = site_for_this_machine(tmp_path)
+def site(tmp_path):
+    return site_for_this_machine(tmp_path) / "etc/nginx/sites-available/realtime.conf"
+
+
+@pytest.fixture
+def debian_main_conf(site, tmp_path):
+    """This machine's own /etc/nginx/nginx.conf (Debian's, as on a server), with the site
+    as the only enabled one and tuning.conf's limits in place of its own."""
+    debian = Path("/etc/nginx/nginx.conf").read_text()
+    debian = re.sub(r"^(worker_processes|pid|user) .*$", "", debian, flags=re.M)
+    debian = re.sub(r"^events \{.*?^\}", "", debian, flags=re.M | re.S)
+    debian = debian.replace("include /etc/nginx/sites-enabled/*;", f"include {site};")
+    debian = debian.replace("include /etc/nginx/conf.d/*.conf;", "")
+    return write_main_conf(tmp_path, debian)
+
+
+@pytest.fixture
+def main_conf(site, tmp_path):
+    """Only the project's files: the site in http {}, tuning.conf's limits."""
+    return write_main_conf(tmp_path, f"http {{\n    include {site};\n}}\n")
+
+
+def write_main_conf(tmp_path, rest):
     conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"include {NGINX_DIR / 'tuning.conf'};\n"
-        f"pid {tmp_path / 'nginx.pid'};\n"
-        f"error_log {tmp_path / 'nginx-error.log'};\n"
-        "http {\n"
-        "    include /etc/nginx/mime.types;\n"
-        f"    include {kit / 'etc/nginx/sites-available/realtime.conf'};\n"
-        "}\n"
-    )
+    conf.write_text(f"include {NGINX_DIR / 'tuning.conf'};\npid {tmp_path / 'nginx.pid'};\n{rest}")
     return conf
 
 
-def test_nginx_accepts_the_site_file(main_conf, tmp_path):
+def test_nginx_accepts_the_site_file(debian_main_conf, tmp_path):
     result = subprocess.run(
-        ["nginx", "-t", "-p", str(tmp_path), "-c", str(main_conf)],
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(debian_main_conf)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -24,6 +24,7 @@ def test_every_placeholder_is_filled_and_the_pool_has_one_socket_per_instance(tm
         "etc/systemd/system/gunicorn.service",
         "etc/systemd/system/gunicorn.socket",
         "etc/systemd/system/realtime.target",
+        "etc/tmpfiles.d/realtime.conf",
     ])  # fmt: skip
     for path in rendered_files(kit):
         assert not PLACEHOLDER.search(path.read_text()), path
