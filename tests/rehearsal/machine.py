@@ -5,6 +5,7 @@ private network (loopback only): it can neither touch this machine's /tmp and se
 nor clash with its ports. Commands go in with nsenter. Needs root.
 """
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -146,10 +147,8 @@ class Machine:
                 os.killpg(self.nspawn.pid, signal.SIGKILL)
                 self.nspawn.wait(STOP_TIMEOUT)
         if self.init_pid:
-            try:  # PID 1 of the machine ends everything inside it
+            with contextlib.suppress(ProcessLookupError):  # PID 1 takes everything with it
                 os.kill(self.init_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

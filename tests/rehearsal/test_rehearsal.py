@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from deploykit.kit import REPO_DIR, throwaway_certificate
