@@ -8,6 +8,7 @@ nor clash with its ports. Commands go in with nsenter. Needs root.
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ SUITE = "bookworm"
 # What `apt-get install` gets on a real server (deploy/README.md, step 1), plus the base.
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "nginx", "python3", "python3-venv", "redis-server",
-    "openssl", "ca-certificates", "procps", "iproute2",
+    "postgresql", "ssl-cert", "openssl", "ca-certificates", "procps",
 ]  # fmt: skip
 BOOT_TIMEOUT = 120
 STOP_TIMEOUT = 30
@@ -85,6 +86,10 @@ class Machine:
             ["cp", "-a", "--reflink=auto", str(root_filesystem()), str(self.root)],
             check=True, timeout=300,
         )  # fmt: skip
+        # debootstrap ran on this machine's network: where this machine's own PostgreSQL
+        # holds 5432, Debian gave the new cluster 5433. A real server has it on 5432.
+        for conf in self.root.glob("etc/postgresql/*/main/postgresql.conf"):
+            conf.write_text(re.sub(r"(?m)^port = \d+", "port = 5432", conf.read_text()))
 
     def boot(self):
         with open(self.log, "wb") as log:

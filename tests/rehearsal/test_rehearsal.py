@@ -54,42 +54,52 @@ def copy_checkout(target):
 
 
 def install_the_kit(machine, directory):
+    """deploy/README.md, steps 2 to 9 (step 1 made the cached root; git clone is
+    copy_checkout; certbot is a throwaway certificate where certbot writes its own)."""
     run = machine.run
     # 2. The app's user and directories.
     run("useradd --system --home-dir /srv/realtime --shell /usr/sbin/nologin realtime")
     run(f"chown -R realtime:realtime {APP} && install -d -o realtime -g realtime /var/lib/realtime")
-    # 3. The venv, from the pinned requirements.
+    # 3. The virtualenv, from the pinned requirements.
     run(f"python3 -m venv {APP}/.venv", **AS_APP)
     run(f"{APP}/.venv/bin/pip install --quiet --no-index --find-links /wheels "
         f"-r {APP}/app/requirements.txt", **AS_APP)  # fmt: skip
-    # 4. Redis on its unix socket, reachable by the app's user.
+    # 4. Redis and PostgreSQL.
     run("sed -i -e 's|^# unixsocket .*|unixsocket /run/redis/redis-server.sock|' "
         "-e 's|^# unixsocketperm .*|unixsocketperm 770|' /etc/redis/redis.conf")  # fmt: skip
     run("usermod -a -G redis realtime && systemctl restart redis-server")
+    run("createuser realtime && createdb --owner realtime realtime", user="postgres")
     # 5. The kit, rendered for this server, and its settings.
-    run(f"python3 {APP}/deploy/render.py --domain {DOMAIN} --out /root/kit")
+    run(f"cd {APP} && python3 deploy/render.py --domain {DOMAIN} --out /root/kit")
     run("cp -r /root/kit/etc/. /etc/ && chown root:realtime /etc/realtime/env")
-    # 6. The database and the static files.
+    run("sed -i 's|^DATABASE_URL=.*|DATABASE_URL=postgres:///realtime|' /etc/realtime/env")
+    # 6. The database schema and the static files.
     run(f"{MANAGE} migrate --noinput", **AS_APP)
     run(f"{MANAGE} collectstatic --noinput", **AS_APP)
     # 7. The services.
     run("systemd-tmpfiles --create /etc/tmpfiles.d/realtime.conf && systemctl daemon-reload")
     run("systemctl enable --now gunicorn.socket daphne@1.socket daphne@2.socket")
     run("systemctl enable --now realtime.target gunicorn.service daphne@1.service daphne@2.service")
-    # 8. The certificate: certbot would write these two files.
+    # 8. nginx, with the self-signed certificate first.
+    run("sed -i -e 's/worker_connections 768;/worker_connections 24576;/' "
+        "-e 's/^worker_processes auto;/worker_processes auto;\\nworker_rlimit_nofile 65536;/' "
+        "/etc/nginx/nginx.conf")  # fmt: skip
+    run("sed -i "
+        "-e 's|/etc/letsencrypt/live/.*/fullchain.pem|/etc/ssl/certs/ssl-cert-snakeoil.pem|' "
+        "-e 's|/etc/letsencrypt/live/.*/privkey.pem|/etc/ssl/private/ssl-cert-snakeoil.key|' "
+        "/etc/nginx/sites-available/realtime.conf")  # fmt: skip
+    run(
+        "rm /etc/nginx/sites-enabled/default && "
+        "ln -s /etc/nginx/sites-available/realtime.conf /etc/nginx/sites-enabled/"
+    )
+    run("install -d /var/www/letsencrypt && nginx -t && systemctl reload nginx")
+    # 9. The certificate: certbot would write these two files.
     live = machine.root / f"etc/letsencrypt/live/{DOMAIN}"
     certificate, key = throwaway_certificate(directory / "tls", DOMAIN)
     live.mkdir(parents=True)
     shutil.copy(certificate, live / "fullchain.pem")
     shutil.copy(key, live / "privkey.pem")
-    # 9. nginx: limits for many websockets, the site instead of Debian's default one.
-    run("sed -i -e 's/worker_connections 768;/worker_connections 24576;/' "
-        "-e 's/^worker_processes auto;/worker_processes auto;\\nworker_rlimit_nofile 65536;/' "
-        "/etc/nginx/nginx.conf")  # fmt: skip
-    run(
-        "rm /etc/nginx/sites-enabled/default && "
-        "ln -s /etc/nginx/sites-available/realtime.conf /etc/nginx/sites-enabled/"
-    )
+    run("cp /root/kit/etc/nginx/sites-available/realtime.conf /etc/nginx/sites-available/")
     run("nginx -t && systemctl reload nginx")
     # The name resolves to this server (DNS would do this).
     run(f"echo '127.0.0.1 {DOMAIN}' >> /etc/hosts")
@@ -107,14 +117,18 @@ def smoke(server):
 
 
 def test_every_service_runs_under_systemd(server):
-    units = "gunicorn.socket gunicorn.service daphne@1.service daphne@2.service nginx redis-server"
+    units = (
+        "gunicorn.socket gunicorn.service daphne@1.service daphne@2.service nginx "
+        "redis-server postgresql@15-main"
+    )
     states = server.run(f"systemctl is-active {units}", check=False).stdout.split()
-    assert states == ["active"] * 6, server.run("systemctl --failed --no-pager").stdout
+    assert states == ["active"] * 7, server.run("systemctl --failed --no-pager").stdout
 
 
 def test_the_smoke_test_passes_over_tls(server):
     result = smoke(server)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "'database': 'ok'" in result.stdout  # PostgreSQL, over its socket
     assert re.findall(r"^PASS\s+(\w+)", result.stdout, re.M) == ["healthz", "echo", "chat", "push"]
 
 
