@@ -100,13 +100,15 @@ class Machine:
                 start_new_session=True,
             )  # fmt: skip
         self.init_pid = self._wait(self._find_init, "systemd to start")
-        # systemctl fails until systemd's own socket exists, then --wait waits out the boot.
+        # Until systemd's own socket exists, systemctl says "offline" (or nothing); then
+        # --wait waits out the boot.
         state = self._wait(self._boot_state, "the boot to finish")
         if state not in ("running", "degraded"):
             raise MachineError(f"boot ended in {state!r}; see {self.log}")
 
     def _boot_state(self):
-        return self.run("systemctl is-system-running --wait", check=False).stdout.strip()
+        state = self.run("systemctl is-system-running --wait", check=False).stdout.strip()
+        return None if state in ("", "offline", "initializing", "starting") else state
 
     def _find_init(self):
         if self.nspawn.poll() is not None:

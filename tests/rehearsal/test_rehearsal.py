@@ -139,10 +139,13 @@ def test_both_daphne_instances_receive_websockets(server):
         assert "websocket closed" in log, f"daphne@{instance} served no websocket:\n{log}"
 
 
-def test_daphne_restarts_without_failing_clients(server):
-    """A restart closes sockets with 1012; the socket unit keeps accepting meanwhile."""
+def test_restarts_and_reloads_do_not_fail_clients(server):
+    """A daphne restart closes sockets with 1012 while its socket unit keeps accepting;
+    a gunicorn reload (HUP) replaces workers without dropping the socket."""
     server.run("systemctl restart daphne@1.service daphne@2.service")
-    assert smoke(server).returncode == 0
+    server.run("systemctl reload gunicorn.service")
+    result = smoke(server)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_plain_http_redirects_and_unknown_hosts_get_nothing(server):
