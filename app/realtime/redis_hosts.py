@@ -1,0 +1,99 @@
+"""Where the channel layer's Redis is: the one description settings, /healthz and checks share.
+
+Three shapes, all native to channels_redis (``CONFIG["hosts"]``) and redis-py:
+
+- one Redis: ``["redis://host:6379/0"]`` (or a unix socket URL);
+- several Redis servers, sharded: one URL each. Both layers pick a shard per channel or
+  group by a consistent hash, so every process must list the same servers in the same order;
+- Redis Sentinel: one ``{"sentinels": [(host, port), ...], "master_name": name}`` entry per
+  Sentinel-managed primary (several names shard over several primaries). Connections ask
+  the Sentinels where the primary is, so after a failover they reconnect to the promoted
+  replica without a restart or a config change.
+
+It reads no settings (settings import it), and raises ImproperlyConfigured for bad values.
+"""
+
+import redis
+from django.core.exceptions import ImproperlyConfigured
+from redis.sentinel import Sentinel
+
+# Connecting and answering: a dead Redis must fail a request or a health check in about
+# this long, not hang it. Blocking reads (pub/sub, BRPOP) are unaffected: channels_redis
+# waits on them with timeouts of its own.
+CONNECT_TIMEOUT_SECONDS = 2
+SENTINEL_PORT = 26379
+
+
+def _split(value):
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_sentinels(value):
+    """``"host:port,host"`` → ``[("host", port), ("host", 26379)]``."""
+    sentinels = []
+    for item in _split(value):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", str(SENTINEL_PORT))
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(f"REDIS_SENTINELS: {item!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    return sentinels
+
+
+def layer_hosts(url, sentinels="", master_names="", password="", db=0):
+    """channels_redis ``hosts`` from the environment's values.
+
+    ``url``: one Redis URL or several, comma-separated (shards). Used unless ``sentinels``
+    is set; then ``master_names`` (comma-separated) names the primaries and ``password``
+    and ``db`` apply to them (the Sentinels themselves are expected unauthenticated,
+    reachable only from the private network).
+    """
+    if not sentinels:
+        urls = _split(url)
+        if not urls:
+            raise ImproperlyConfigured("REDIS_URL is empty and no REDIS_SENTINELS are set")
+        return urls
+    names = _split(master_names)
+    if not names:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS is set, so REDIS_SENTINEL_MASTER must name the primary"
+        )
+    addresses = parse_sentinels(sentinels)
+    options = {"db": db, "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if password:
+        options["password"] = password
+    return [
+        {
+            "sentinels": addresses,
+            "master_name": name,
+            "sentinel_kwargs": {
+                "socket_timeout": CONNECT_TIMEOUT_SECONDS,
+                "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            },
+            **options,
+        }
+        for name in names
+    ]
+
+
+def describe(host):
+    """A short, password-free label for logs and check messages."""
+    if isinstance(host, dict):
+        sentinels = ",".join(f"{address}:{port}" for address, port in host["sentinels"])
+        return f"sentinel master {host['master_name']!r} via {sentinels}"
+    scheme, _, rest = host.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def client(host, timeout):
+    """A synchronous redis-py client for one ``hosts`` entry (the primary, for Sentinel)."""
+    if isinstance(host, dict):
+        options = {
+            key: value
+            for key, value in host.items()
+            if key not in ("sentinels", "master_name", "sentinel_kwargs")
+        }
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+        asking = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        sentinel = Sentinel(host["sentinels"], sentinel_kwargs=asking)
+        return sentinel.master_for(host["master_name"], **options)
+    return redis.Redis.from_url(host, socket_timeout=timeout, socket_connect_timeout=timeout)
