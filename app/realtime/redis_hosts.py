@@ -2,19 +2,24 @@
 
 Three shapes, all native to channels_redis (``CONFIG["hosts"]``) and redis-py:
 
-- one Redis: ``["redis://host:6379/0"]`` (or a unix socket URL);
-- several Redis servers, sharded: one URL each. Both layers pick a shard per channel or
+- one Redis: ``[{"address": "redis://host:6379/0"}]`` (or a unix socket URL);
+- several Redis servers, sharded: one entry each. Both layers pick a shard per channel or
   group by a consistent hash, so every process must list the same servers in the same order;
 - Redis Sentinel: one ``{"sentinels": [(host, port), ...], "master_name": name}`` entry per
   Sentinel-managed primary (several names shard over several primaries). Connections ask
   the Sentinels where the primary is, so after a failover they reconnect to the promoted
   replica without a restart or a config change.
 
+Every entry also carries the connection options (timeouts, retries) channels_redis
+passes on to redis-py.
+
 It reads no settings (settings import it), and raises ImproperlyConfigured for bad values.
 """
 
 import redis
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry  # the layer is asyncio: its connections await it
+from redis.backoff import ExponentialBackoff
 from redis.sentinel import Sentinel
 
 # Connecting and answering: a dead Redis must fail a request or a health check in about
@@ -22,6 +27,26 @@ from redis.sentinel import Sentinel
 # waits on them with timeouts of its own.
 CONNECT_TIMEOUT_SECONDS = 2
 SENTINEL_PORT = 26379
+# channels_redis builds its connection pools itself, and redis-py gives pool-made
+# connections no retries (only clients it builds get a default). So after Redis went
+# away, even briefly, each idle connection in each daphne and gunicorn process failed its
+# next command once: a lost group_send, a refused socket. With retries a connection
+# reconnects (asking the Sentinels for the current primary) and repeats the command:
+# 0.1 + 0.2 + 0.4 + 0.8 + 1 s of backoff rides out a restart or a Sentinel failover with
+# a short down-after-milliseconds; longer outages still fail, and the app says so (1013).
+RETRY_BACKOFF_CAP_SECONDS, RETRY_BACKOFF_BASE_SECONDS, RETRIES = 1, 0.1, 5
+
+
+def _connection_options():
+    """Keyword arguments for every connection a ``hosts`` entry makes (a new Retry each
+    time: redis-py copies it per connection, but settings should not share mutable state)."""
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "retry": Retry(
+            ExponentialBackoff(cap=RETRY_BACKOFF_CAP_SECONDS, base=RETRY_BACKOFF_BASE_SECONDS),
+            RETRIES,
+        ),
+    }
 
 
 def _split(value):
@@ -51,14 +76,14 @@ def layer_hosts(url, sentinels="", master_names="", password="", db=0):
         urls = _split(url)
         if not urls:
             raise ImproperlyConfigured("REDIS_URL is empty and no REDIS_SENTINELS are set")
-        return urls
+        return [{"address": url, **_connection_options()} for url in urls]
     names = _split(master_names)
     if not names:
         raise ImproperlyConfigured(
             "REDIS_SENTINELS is set, so REDIS_SENTINEL_MASTER must name the primary"
         )
     addresses = parse_sentinels(sentinels)
-    options = {"db": db, "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    options = {"db": db}
     if password:
         options["password"] = password
     return [
@@ -70,6 +95,7 @@ def layer_hosts(url, sentinels="", master_names="", password="", db=0):
                 "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
             },
             **options,
+            **_connection_options(),
         }
         for name in names
     ]
@@ -77,23 +103,24 @@ def layer_hosts(url, sentinels="", master_names="", password="", db=0):
 
 def describe(host):
     """A short, password-free label for logs and check messages."""
-    if isinstance(host, dict):
+    if "sentinels" in host:
         sentinels = ",".join(f"{address}:{port}" for address, port in host["sentinels"])
         return f"sentinel master {host['master_name']!r} via {sentinels}"
-    scheme, _, rest = host.partition("://")
+    scheme, _, rest = host["address"].partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def client(host, timeout):
-    """A synchronous redis-py client for one ``hosts`` entry (the primary, for Sentinel)."""
-    if isinstance(host, dict):
-        options = {
-            key: value
-            for key, value in host.items()
-            if key not in ("sentinels", "master_name", "sentinel_kwargs")
-        }
+    """A synchronous redis-py client for one ``hosts`` entry (the primary, for Sentinel).
+
+    Without retries: a health check should report what it finds, not wait it out.
+    """
+    if "sentinels" in host:
+        options = {"db": host["db"], "password": host.get("password")}
         options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
         asking = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         sentinel = Sentinel(host["sentinels"], sentinel_kwargs=asking)
         return sentinel.master_for(host["master_name"], **options)
-    return redis.Redis.from_url(host, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return redis.Redis.from_url(
+        host["address"], socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
+    )

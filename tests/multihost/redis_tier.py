@@ -1,8 +1,8 @@
 """The layer tier: a Redis primary, a replica and three Sentinels, on hosts of their own.
 
-They run deploy/multihost/redis.conf and sentinel.conf, with the example addresses
-replaced by the hosts' and a fresh password; failure detection is faster than the
-example's (DOWN_AFTER_MS) so the test waits less.
+They run copies of deploy/multihost/redis.conf and sentinel.conf, with the example
+addresses, password and directory replaced by their own; failure detection is faster
+than the example's (DOWN_AFTER_MS) so the test waits less.
 """
 
 import secrets
@@ -16,7 +16,7 @@ import redis
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_DIR / "deploy" / "multihost"
-EXAMPLE_PRIMARY, EXAMPLE_PASSWORD = "10.0.0.11", "CHANGE-ME"
+EXAMPLE_PRIMARY, EXAMPLE_PASSWORD, EXAMPLE_DIR = "10.0.0.11", "CHANGE-ME", "/var/lib/redis"
 MASTER_NAME = "chat"
 REDIS_PORT, SENTINEL_PORT = 6379, 26379
 DOWN_AFTER_MS = 1000
@@ -49,7 +49,7 @@ class RedisTier:
         self.directory = Path(directory)
         self.primary, self.replica = primary, replica
         self.sentinel_hosts = sentinel_hosts
-        self.password = secrets.token_urlsafe(24)
+        self.password = secrets.token_hex(24)  # no leading "-": it goes on a command line
         self.processes = {}  # label → Popen
 
     # -- what the app hosts are told -------------------------------------------------------
@@ -74,31 +74,34 @@ class RedisTier:
                 host.command(*args), cwd=directory, stdout=log, stderr=subprocess.STDOUT
             )
 
-    def _start_redis(self, label, host, *extra):
-        (self.directory / label).mkdir(parents=True)
-        self._spawn(
-            label, host, redis_server(), CONFIG_DIR / "redis.conf",
-            "--bind", host.address, "--requirepass", self.password,
-            "--masterauth", self.password, "--dir", ".", *extra,
-        )  # fmt: skip
+    def _write_config(self, label, host, example, *lines):
+        """The example config with this tier's primary, password and directory, and
+        ``lines`` after it (later lines win). A copy, since Redis and Sentinel rewrite it."""
+        directory = self.directory / label
+        directory.mkdir(parents=True)
+        text = (CONFIG_DIR / example).read_text()
+        for old, new in {
+            EXAMPLE_PRIMARY: self.primary.address,
+            EXAMPLE_PASSWORD: self.password,
+            EXAMPLE_DIR: str(directory),
+        }.items():
+            text = text.replace(old, new)
+        config = directory / example
+        config.write_text(text + "".join(f"{line}\n" for line in (f"bind {host.address}", *lines)))
+        return config
+
+    def _start_redis(self, label, host, *lines):
+        config = self._write_config(label, host, "redis.conf", *lines)
+        self._spawn(label, host, redis_server(), config)
 
     def _start_sentinel(self, label, host):
-        example = (CONFIG_DIR / "sentinel.conf").read_text()
-        config = example.replace(EXAMPLE_PRIMARY, self.primary.address).replace(
-            EXAMPLE_PASSWORD, self.password
-        )
-        # Later lines win: this host's address, and the quicker failure detection.
-        config += f"bind {host.address}\n"
-        config += f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
-        (self.directory / label).mkdir(parents=True)
-        (self.directory / label / "sentinel.conf").write_text(config)
-        self._spawn(
-            label, host, redis_server(), self.directory / label / "sentinel.conf", "--sentinel"
-        )
+        down_after = f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}"
+        config = self._write_config(label, host, "sentinel.conf", down_after)
+        self._spawn(label, host, redis_server(), config, "--sentinel")
 
     def start(self):
         self._start_redis("primary", self.primary)
-        self._start_redis("replica", self.replica, "--replicaof", self.primary.address, REDIS_PORT)
+        self._start_redis("replica", self.replica, f"replicaof {self.primary.address} {REDIS_PORT}")
         for n, host in enumerate(self.sentinel_hosts, 1):
             self._start_sentinel(f"sentinel-{n}", host)
         self.wait_ready()
@@ -110,7 +113,10 @@ class RedisTier:
         )  # fmt: skip
 
     def sentinel_client(self, host):
-        return redis.Redis(host.address, SENTINEL_PORT, socket_timeout=1, socket_connect_timeout=1)
+        return redis.Redis(
+            host.address, SENTINEL_PORT, socket_timeout=1, socket_connect_timeout=1,
+            decode_responses=True,
+        )  # fmt: skip
 
     def wait_ready(self):
         """Replica in sync, and every Sentinel knows the replica and both other Sentinels

@@ -14,15 +14,28 @@ from e2e.localstack import MANAGE
 from realtime import health, redis_hosts
 
 
+def addresses(hosts):
+    return [host["address"] for host in hosts]
+
+
 def test_one_url_is_one_host():
-    assert redis_hosts.layer_hosts("redis://10.0.0.5:6379/0") == ["redis://10.0.0.5:6379/0"]
+    assert addresses(redis_hosts.layer_hosts("redis://10.0.0.5:6379/0")) == [
+        "redis://10.0.0.5:6379/0"
+    ]
 
 
 def test_comma_separated_urls_are_shards_in_order():
-    assert redis_hosts.layer_hosts(" redis://a:6379/0 , redis://b:6379/0,") == [
+    assert addresses(redis_hosts.layer_hosts(" redis://a:6379/0 , redis://b:6379/0,")) == [
         "redis://a:6379/0",
         "redis://b:6379/0",
     ]
+
+
+def test_layer_connections_retry_but_each_gets_its_own_retry_object():
+    """channels_redis's pool-made connections would otherwise get no retries at all."""
+    first, second = redis_hosts.layer_hosts("redis://a,redis://b")
+    assert first["retry"].get_retries() == redis_hosts.RETRIES
+    assert first["retry"] is not second["retry"]
 
 
 def test_sentinels_make_one_entry_per_master_name():
@@ -56,7 +69,8 @@ def test_incomplete_values_are_refused(url, sentinels, names):
 
 
 def test_descriptions_hide_passwords():
-    assert redis_hosts.describe("redis://:secret@10.0.0.5:6379/0") == "redis://10.0.0.5:6379/0"
+    (url,) = redis_hosts.layer_hosts("redis://:secret@10.0.0.5:6379/0")
+    assert redis_hosts.describe(url) == "redis://10.0.0.5:6379/0"
     entry = redis_hosts.layer_hosts("", sentinels="s1:1,s2:2", master_names="m", password="x")[0]
     assert redis_hosts.describe(entry) == "sentinel master 'm' via s1:1,s2:2"
 
@@ -65,7 +79,7 @@ def settings_from(**variables):
     """CHANNEL_LAYERS and REDIS_HOSTS as the settings build them from ``variables``."""
     code = (
         "import json; from django.conf import settings as s; "
-        "print(json.dumps([s.CHANNEL_LAYERS['default'], s.REDIS_HOSTS]))"
+        "print(json.dumps([s.CHANNEL_LAYERS['default'], s.REDIS_HOSTS], default=repr))"
     )
     result = subprocess.run(
         [sys.executable, MANAGE, "shell", "-c", code],
@@ -91,7 +105,8 @@ def test_settings_build_the_layer_and_the_checks_from_one_description():
 
 def test_without_keys_the_layer_is_not_encrypted():
     layer, _ = settings_from(REDIS_URL="redis://a:6379/0,redis://b:6379/0")
-    assert layer["CONFIG"] == {"hosts": ["redis://a:6379/0", "redis://b:6379/0"]}
+    assert set(layer["CONFIG"]) == {"hosts"}
+    assert addresses(layer["CONFIG"]["hosts"]) == ["redis://a:6379/0", "redis://b:6379/0"]
 
 
 async def test_encrypted_layer_messages_cross_redis_unreadable(redis_server):
