@@ -5,8 +5,11 @@ import json
 import time
 import uuid
 
+import pytest
 from e2e.conftest import receive_until
+from e2e.localstack import TIMEOUT
 from multihost.chat_clients import Reader, Writer
+from websockets.exceptions import ConnectionClosed
 
 # Sentinel notices in DOWN_AFTER_MS (1 s here) and promotes within seconds; this bounds
 # the whole outage as the clients see it.
@@ -110,3 +113,28 @@ async def test_killing_the_redis_primary_fails_over_without_losing_messages(clus
     for stack in (a, b):
         status, body, _ = await asyncio.to_thread(stack.http, "GET", "/healthz")
         assert (status, body["checks"]["redis"]) == (200, "ok")
+
+
+async def test_one_app_host_crashing_leaves_the_other_serving(cluster):
+    """kill -9 everything on host A: its clients move to B and resume where they were."""
+    a, b = cluster.stacks["app-a"], cluster.stacks["app-b"]
+    room = room_name()
+    async with a.websocket(f"/ws/chat/{room}/") as on_a, b.websocket(f"/ws/chat/{room}/") as on_b:
+        await on_a.send(json.dumps({"message": "before the crash"}))
+        last_seen = (await receive_until(on_a, is_chat("before the crash")))["id"]
+        await receive_until(on_b, is_chat("before the crash"))
+
+        cluster.host("app-a").crash()
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(on_a.recv(), TIMEOUT)
+        await on_b.send(json.dumps({"message": "while A is down"}))
+        await receive_until(on_b, is_chat("while A is down"))
+
+    with pytest.raises(OSError):
+        await asyncio.to_thread(a.http, "GET", "/healthz")
+    status, body, _ = await asyncio.to_thread(b.http, "GET", "/healthz")
+    assert (status, body["status"]) == (200, "ok")
+    # A's client, sent to B by the load balancer, resumes from the last message it saw.
+    async with b.websocket(f"/ws/chat/{room}/?since={last_seen}") as moved:
+        frame = await receive_until(moved, lambda f: f.get("type") == "chat.message")
+    assert frame["message"] == "while A is down"
