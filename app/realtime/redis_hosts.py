@@ -32,7 +32,7 @@ SENTINEL_PORT = 26379
 # away, even briefly, each idle connection in each daphne and gunicorn process failed its
 # next command once: a lost group_send, a refused socket. With retries a connection
 # reconnects (asking the Sentinels for the current primary) and repeats the command:
-# 0.1 + 0.2 + 0.4 + 0.8 + 1 s of backoff rides out a restart or a Sentinel failover with
+# 0.2 + 0.4 + 0.8 + 1 + 1 s of backoff rides out a restart or a Sentinel failover with
 # a short down-after-milliseconds; longer outages still fail, and the app says so (1013).
 RETRY_BACKOFF_CAP_SECONDS, RETRY_BACKOFF_BASE_SECONDS, RETRIES = 1, 0.1, 5
 
