@@ -1,6 +1,7 @@
 """Hosts on one machine: a network namespace each, joined by a bridge (needs root).
 
-Every run picks its own names and its own 10.77.N.0/24, so parallel runs do not clash.
+Every run picks its own names (from its pid) and its own 10.77.N.0/24, so parallel runs
+do not clash; leftovers of runs that died without tearing down are removed first.
 The test process itself stays in the root namespace with the address .1 on the bridge:
 it is the "internet" from which clients reach the hosts, like a load balancer would.
 """
@@ -9,13 +10,15 @@ import contextlib
 import ipaddress
 import os
 import random
-import secrets
+import re
 import signal
 import subprocess
 from dataclasses import dataclass
 
 SUBNET_PREFIX = "10.77"
 IFNAMSIZ = 15  # Linux interface names are at most 15 characters
+# mh<pid in hex>-<host> namespaces, mh<pid in hex>br bridges (veths go with their netns)
+LEFTOVER = re.compile(r"^mh([0-9a-f]+)(?:-\S+|br)$")
 
 
 def ip(*args, check=True):
@@ -47,11 +50,34 @@ class Host:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def remove_leftovers():
+    """Namespaces and bridges of runs whose process is gone, if nothing runs in them."""
+    names = [line.split()[0] for line in ip("netns", "list").splitlines() if line.strip()]
+    names += [line.split()[0] for line in ip("-br", "link", "show", "type", "bridge").splitlines()]
+    for name in names:
+        match = LEFTOVER.match(name)
+        if not match or _alive(int(match[1], 16)):
+            continue
+        if name.endswith("br"):
+            ip("link", "del", name, check=False)
+        elif not ip("netns", "pids", name, check=False).split():
+            ip("netns", "del", name, check=False)
+
+
 class Network:
     """A bridge in the root namespace and hosts plugged into it with veth pairs."""
 
     def __init__(self):
-        self.run_id = secrets.token_hex(3)
+        remove_leftovers()
+        self.run_id = f"{os.getpid():x}"
         self.bridge = f"mh{self.run_id}br"
         self.subnet = self._free_subnet()
         self.gateway = str(self.subnet.network_address + 1)
