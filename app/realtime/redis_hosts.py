@@ -22,15 +22,15 @@ from redis.asyncio.retry import Retry  # the layer is asyncio: its connections a
 from redis.backoff import ExponentialBackoff
 from redis.sentinel import Sentinel
 
-# Connecting and answering: a dead Redis must fail a request or a health check in about
-# this long, not hang it. Blocking reads (pub/sub, BRPOP) are unaffected: channels_redis
-# waits on them with timeouts of its own.
+# A Redis host that does not answer at all (gone from the network, not just restarting)
+# fails a connection attempt after this long, not after the OS's minutes of SYN retries.
+# Reads get no timeout: pub/sub and BRPOP block on purpose, with timeouts of their own.
 CONNECT_TIMEOUT_SECONDS = 2
 SENTINEL_PORT = 26379
 # channels_redis builds its connection pools itself, and redis-py gives pool-made
 # connections no retries (only clients it builds get a default). So after Redis went
-# away, even briefly, each idle connection in each daphne and gunicorn process failed its
-# next command once: a lost group_send, a refused socket. With retries a connection
+# away, even briefly, each idle connection in a daphne process failed its next command
+# once: a lost group_send, a refused socket. With retries a connection
 # reconnects (asking the Sentinels for the current primary) and repeats the command:
 # 0.2 + 0.4 + 0.8 + 1 + 1 s of backoff rides out a restart or a Sentinel failover with
 # a short down-after-milliseconds; longer outages still fail, and the app says so (1013).
