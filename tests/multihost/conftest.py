@@ -10,6 +10,7 @@ hosts share one SQLite file, as they would share PostgreSQL in production.
 """
 
 import os
+import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -35,6 +36,8 @@ class Cluster:
 def cluster(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("the multi-host rehearsal creates network namespaces: run it as root")
+    if not shutil.which("ip", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"):
+        pytest.fail("the multi-host rehearsal needs `ip`: apt-get install iproute2")
     directory = tmp_path_factory.mktemp("multihost")
     network = Network()
     tier = None
