@@ -13,6 +13,7 @@ import random
 import re
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 
 SUBNET_PREFIX = "10.77"
@@ -43,11 +44,20 @@ class Host:
         """Every process running inside this host."""
         return [int(pid) for pid in ip("netns", "pids", self.netns).split()]
 
-    def crash(self):
-        """Kill -9 every process on the host, as a power cut would."""
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    def crash(self, timeout=10):
+        """Kill -9 every process on the host, as a power cut would.
+
+        Again until none is left: a parent killed after its child (supervisord, the
+        gunicorn master) may have forked a replacement in between.
+        """
+        deadline = time.monotonic() + timeout
+        while pids := self.pids():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"processes left on {self.name} after {timeout}s: {pids}")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
 
 
 def _alive(pid):
@@ -125,7 +135,8 @@ class Network:
     def tear_down(self):
         """Kill whatever still runs in the hosts, then remove namespaces, veths and bridge."""
         for host in self.hosts.values():
-            host.crash()
+            with contextlib.suppress(TimeoutError):  # remove the namespace all the same
+                host.crash()
             ip("netns", "del", host.netns, check=False)
         for link in reversed(self._links):
             ip("link", "del", link, check=False)
