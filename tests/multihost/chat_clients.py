@@ -14,8 +14,8 @@ RETRY_SECONDS = 0.1
 class Writer:
     """Posts "m0", "m1", ... to a room every ``interval`` seconds, reconnecting as needed.
 
-    ``sent[text]`` is when the frame left on an open socket (not proof it was stored: a
-    socket the server is closing may drop it; the database is the judge).
+    ``sent[text]`` is when the frame was handed to an open socket (not proof it was
+    stored: a socket the server is closing may drop it; the database is the judge).
     """
 
     def __init__(self, stack, room, interval=0.2):
@@ -30,8 +30,8 @@ class Writer:
                 async with self.stack.websocket(f"/ws/chat/{self.room}/", max_queue=None) as ws:
                     while True:
                         text = f"m{count}"
+                        self.sent[text] = time.monotonic()  # before: a reply may beat it
                         await ws.send(json.dumps({"message": text}))
-                        self.sent[text] = time.monotonic()
                         count += 1
                         await asyncio.sleep(self.interval)
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError):
