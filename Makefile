@@ -10,8 +10,9 @@ URL ?=
 TOKEN ?=
 DOMAIN ?=
 DAPHNE_INSTANCES ?= 2
-# Also needed by the deployment checks and the rehearsal (program:package where they differ).
-DEPLOY_PACKAGES := openssl systemd-analyze:systemd debootstrap systemd-nspawn:systemd-container
+# Also needed by the deployment checks and the rehearsals, one server and multi-host
+# (program:package where they differ).
+DEPLOY_PACKAGES := openssl systemd-analyze:systemd debootstrap systemd-nspawn:systemd-container ip:iproute2
 
 .PHONY: help up down status logs smoke test lint lock system-packages deploy-packages check-deploy render-deploy rehearse
 
@@ -31,7 +32,7 @@ $(STAMP): app/requirements.txt tests/requirements.txt
 system-packages: ## Install nginx and redis-server if missing (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
 
-deploy-packages: ## Install what the deployment checks and the rehearsal need (apt-get, when root)
+deploy-packages: ## Install what the deployment checks and rehearsals need (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) $(DEPLOY_PACKAGES)
 
 up: $(STAMP) .env system-packages ## Start the whole stack on 127.0.0.1:PUBLIC_PORT (default 8080)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.utils.module_loading import import_string
 
+from . import redis_hosts
 from .health import check_redis
 
 TAG = "channels"
@@ -67,12 +68,13 @@ def check_redis_reachable(app_configs, **kwargs):
     try:
         check_redis()
     except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+        where = "; ".join(redis_hosts.describe(host) for host in settings.REDIS_HOSTS)
         return [
             Warning(
-                f"Redis (REDIS_URL) is unreachable ({type(error).__name__}: "
+                f"Redis ({where}) is unreachable ({type(error).__name__}: "
                 f"{str(error).rstrip('.')}). Until it answers, new websockets are closed with "
                 "1013 (try again later) and no events are delivered.",
-                hint="Start Redis, or point REDIS_URL at a running one.",
+                hint="Start Redis, or point REDIS_URL (or REDIS_SENTINELS) at a running one.",
                 id="realtime.W001",
             )
         ]

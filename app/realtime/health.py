@@ -2,23 +2,21 @@
 
 from functools import cache
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from . import redis_hosts
+
 TIMEOUT_SECONDS = 1
 
 
 @cache
-def _redis_client():
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=TIMEOUT_SECONDS,
-        socket_connect_timeout=TIMEOUT_SECONDS,
-    )
+def _redis_clients():
+    """One client per shard; for Sentinel, one that finds the current primary."""
+    return [redis_hosts.client(host, TIMEOUT_SECONDS) for host in settings.REDIS_HOSTS]
 
 
 def check_database():
@@ -27,7 +25,10 @@ def check_database():
 
 
 def check_redis():
-    _redis_client().ping()
+    """Every shard's primary answers (with Sentinel, new connections ask
+    the Sentinels where the primary is, so the check follows a failover)."""
+    for client in _redis_clients():
+        client.ping()
 
 
 CHECKS = {"database": check_database, "redis": check_redis}

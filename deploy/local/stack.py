@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """The local stack: what `make up`, `down`, `status`, `logs` and `smoke` run.
 
-supervisord runs nginx, gunicorn, daphne ×DAPHNE_INSTANCES and, unless REDIS_URL points
-elsewhere, redis-server, each started exactly as on a server (deploy/gunicorn.conf.py,
-deploy/run_daphne.py, the shared nginx snippets). Everything lives under DATA_DIR (`var/`
-by default): configs and sockets in run/, logs in log/. nginx listens on
-127.0.0.1:PUBLIC_PORT. Run it with the project's Python:
-`.venv/bin/python deploy/local/stack.py up`.
+supervisord runs nginx, gunicorn, daphne ×DAPHNE_INSTANCES and, unless REDIS_URL or
+REDIS_SENTINELS point elsewhere, redis-server, each started exactly as on a server
+(deploy/gunicorn.conf.py, deploy/run_daphne.py, the shared nginx snippets). Everything
+lives under DATA_DIR (`var/` by default): configs and sockets in run/, logs in log/.
+nginx listens on PUBLIC_ADDRESS:PUBLIC_PORT (127.0.0.1:8080 by default). Run it with the
+project's Python: `.venv/bin/python deploy/local/stack.py up`.
 """
 
 import argparse
@@ -58,6 +58,7 @@ class Stack:
     run_dir: Path
     log_dir: Path
     static_root: Path
+    address: str
     port: int
     daphne_instances: int
     own_redis: bool
@@ -76,9 +77,10 @@ class Stack:
             run_dir=settings.RUN_DIR,
             log_dir=settings.DATA_DIR / "log",
             static_root=settings.STATIC_ROOT,
+            address=os.environ.get("PUBLIC_ADDRESS") or "127.0.0.1",
             port=int(os.environ.get("PUBLIC_PORT") or 8080),
             daphne_instances=int(os.environ.get("DAPHNE_INSTANCES") or 2),
-            own_redis=not os.environ.get("REDIS_URL"),
+            own_redis=not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")),
         )
         # Children get absolute paths even if .env gave relative ones.
         os.environ["DATA_DIR"] = str(stack.data_dir)
@@ -86,7 +88,7 @@ class Stack:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     @property
     def supervisor_conf(self):
@@ -138,6 +140,7 @@ def write_configs(stack):
         **common,
         user_directive=user,
         nginx_conf_dir="/etc/nginx",
+        public_address=stack.address,
         public_port=stack.port,
         static_parent=stack.static_root.parent,
         # max_fails=0: never mark a daphne as failed. nginx lifts that mark only when a
@@ -177,13 +180,13 @@ def manage(stack, *args):
         )
 
 
-def ensure_port_free(port):
+def ensure_port_free(address, port):
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((address, port))
         except OSError as error:
             raise StackError(
-                f"port {port} on 127.0.0.1 is taken ({error.strerror}); "
+                f"port {port} on {address} is taken ({error.strerror}); "
                 "set PUBLIC_PORT in .env or stop what uses it"
             ) from None
 
@@ -249,7 +252,7 @@ def wait_for_daphne(stack):
 
 def check_echo(stack):
     """One websocket round trip through nginx to daphne."""
-    url = f"ws://127.0.0.1:{stack.port}/ws/echo/"
+    url = f"ws://{stack.address}:{stack.port}/ws/echo/"
     try:
         with connect(url, origin=stack.url, open_timeout=10, close_timeout=2) as ws:
             hello = json.loads(ws.recv(timeout=10))
@@ -285,7 +288,7 @@ def up(stack):
 
 
 def start(stack):
-    ensure_port_free(stack.port)
+    ensure_port_free(stack.address, stack.port)
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     step("Migrating the database")
     manage(stack, "migrate", "--noinput")

@@ -41,19 +41,26 @@ def free_port():
 
 
 class LocalStack:
-    """One stack on its own port and data directory, with its own redis-server."""
+    """One stack on its own port and data directory, with its own redis-server.
 
-    def __init__(self, data_dir, port, **settings):
+    ``address`` is where nginx listens; ``host_command`` prefixes the stack's commands, e.g.
+    ``["ip", "netns", "exec", "app-a"]`` to run the whole stack inside a network namespace
+    (the multi-host rehearsal's "host").
+    """
+
+    def __init__(self, data_dir, port, address="127.0.0.1", host_command=(), **settings):
         self.data_dir = Path(data_dir)
         self.run_dir = self.data_dir / "run"
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.host_command = list(host_command)
+        self.url = f"http://{address}:{port}"
+        self.ws_url = f"ws://{address}:{port}"
         self.env = {
             **os.environ,
             "DJANGO_ENV_FILE": "",  # never the developer's .env
             "DJANGO_SETTINGS_MODULE": "config.settings.local",
             "DATA_DIR": str(self.data_dir),
+            "PUBLIC_ADDRESS": address,
             "PUBLIC_PORT": str(port),
             "REDIS_URL": "",  # the stack's own redis-server
             **settings,
@@ -61,7 +68,7 @@ class LocalStack:
 
     def command(self, name, timeout=UP_TIMEOUT):
         return subprocess.run(
-            [sys.executable, STACK, name],
+            [*self.host_command, sys.executable, STACK, name],
             env=self.env,
             capture_output=True,
             text=True,

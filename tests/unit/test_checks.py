@@ -3,7 +3,7 @@
 import pytest
 from django.core import checks
 
-from realtime import health
+from realtime import health, redis_hosts
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -42,10 +42,10 @@ def test_in_memory_layer_is_an_error_under_check_deploy(settings):
 
 @pytest.fixture
 def unreachable_redis(settings):
-    settings.REDIS_URL = "unix:///nonexistent/redis.sock"
-    health._redis_client.cache_clear()
+    settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
+    health._redis_clients.cache_clear()
     yield
-    health._redis_client.cache_clear()
+    health._redis_clients.cache_clear()
 
 
 def test_unreachable_redis_is_a_warning(unreachable_redis):
