@@ -6,10 +6,12 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx redis-server
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+TEST_SYSTEM_PACKAGES := chromium
 URL ?=
 TOKEN ?=
 
-.PHONY: help up down status logs smoke test lint lock system-packages
+.PHONY: help up down status logs smoke test lint lock system-packages demo-data screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,9 +48,18 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 		$(PYTHON) deploy/local/stack.py smoke; \
 	fi
 
-test: $(STAMP) system-packages ## Run every test (unit, integration, end-to-end through nginx) and lint
+test: $(STAMP) system-packages ## Run every test (unit, integration, end-to-end through nginx, browser) and lint
+	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
+
+demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and print the sign-in
+	@$(PYTHON) app/manage.py migrate --noinput -v 0
+	@$(PYTHON) app/manage.py demo_data
+
+screenshot: $(STAMP) system-packages ## Regenerate docs/screenshot.png (the page, from the browser tests)
+	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
+	@SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PYTHON) -m pytest -c tests/pytest.ini tests/e2e/test_browser.py -k screenshot
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

@@ -3,6 +3,7 @@ const MESSAGES = [
   ["signed-out", "Signed out: sign in again"],
   ["offline", "Offline: waiting for the network"],
   ["failed", "Disconnected: reload the page"],
+  ["unavailable", "Websockets are blocked here: chat cannot connect"],
   ["reconnecting", "Reconnecting…"],
   ["connecting", "Connecting…"],
   ["open", "Connected"],
@@ -35,7 +36,6 @@ export class ConnectionStatus {
   render() {
     const states = new Set(this.states.values());
     if (!navigator.onLine) states.add("offline");
-    if (states.has("unavailable")) states.add("reconnecting");
     const [state, text] = MESSAGES.find(([name]) => states.has(name)) ?? MESSAGES.at(-1);
     if (this.element.dataset.state === state) return;
     this.element.dataset.state = state;
