@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e.localstack import TIMEOUT
+from e2e.localstack import TIMEOUT, run_daphne
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 DEMO_PASSWORD = "demo-password"  # web/management/commands/demo_data.py, run by `up`
+DAPHNES = ("daphne-1", "daphne-2")
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,25 @@ def test_a_notification_reaches_the_stream_and_a_reconnect_resumes(stack, alice)
 def test_anonymous_streams_are_refused(stack):
     status, body, _ = stack.http("GET", "/sse/notifications/")
     assert status == 401 and "sign in" in body["error"]
+
+
+def test_stopping_daphne_ends_open_streams_cleanly_and_at_once(stack, alice):
+    """A stream never ends by itself; run_daphne.py ends it on SIGTERM (EventSource then
+    reconnects to another daphne) instead of holding the stop for the whole grace period."""
+    cookie, _ = alice
+    stream = Stream(stack, cookie)
+    try:
+        stream.message()
+        started = time.monotonic()
+        for name in DAPHNES:
+            stack.stop_program(name)
+        stopped_after = time.monotonic() - started
+        stream.response.read()  # the rest, up to the last chunk: IncompleteRead if cut
+    finally:
+        stream.close()
+        for name in DAPHNES:
+            if stack.programs()[name][0] != "RUNNING":
+                stack.start_program(name)
+            stack.wait_running(name)
+    print(f"sse: two daphnes with an open stream stopped in {stopped_after:.2f} s")
+    assert stopped_after < run_daphne().SHUTDOWN_GRACE_SECONDS
