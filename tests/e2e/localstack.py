@@ -118,6 +118,14 @@ class LocalStack:
             time.sleep(0.1)
         raise TimeoutError(f"{name} not running again within {timeout}s: {self.programs()}")
 
+    def restore(self, names=None):
+        """Start again whatever a test stopped (of ``names``, default all), and wait for it."""
+        for name, (state, _) in self.programs().items():
+            if names is None or name in names:
+                if state != "RUNNING":
+                    self.start_program(name)
+                self.wait_running(name)
+
     def accepting(self, name):
         if not name.startswith("daphne-"):
             return True

@@ -157,10 +157,7 @@ def test_notifications_arrive_over_sse_when_websockets_are_blocked(pages, stack,
 def restore(stack):
     """Every daphne running again after the test, even if it fails."""
     yield
-    for name in DAPHNES:
-        if stack.programs()[name][0] != "RUNNING":
-            stack.start_program(name)
-        stack.wait_running(name)
+    stack.restore(DAPHNES)
 
 
 def kill_and_keep_down(stack, name, timeout=RECOVERY_TIMEOUT):
@@ -202,6 +199,8 @@ def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_misse
     expect(alice.locator("#connection-status")).to_have_text("Reconnecting…")
     missed = [f"missed {n}" for n in range(3)]
     post_while_down(stack, room, missed)
+    status, _ = stack.notify(stack.issue_token("alice"), "sent while daphne was down")
+    assert status == 201  # gunicorn stores it; no socket is there to push it to
 
     started = time.monotonic()
     for name in DAPHNES:
@@ -214,6 +213,11 @@ def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_misse
         ["before the crash", *missed], timeout=expect_live_within
     )
     print(f"page live again {time.monotonic() - started:.2f} s after daphne was started")
+    # The bell resumed too (?since= on /ws/notifications/), still over the websocket.
+    expect(alice.locator("#notification-list li", has_text="while daphne was down")).to_have_count(
+        1
+    )
+    expect(alice.locator("#bell-button")).to_have_attribute("data-transport", "websocket")
 
     send_message(alice, "after the crash")
     expect(messages(alice, "after the crash")).to_have_count(1)

@@ -108,9 +108,6 @@ def test_stopping_daphne_ends_open_streams_cleanly_and_at_once(stack, alice):
         stream.response.read()  # the rest, up to the last chunk: IncompleteRead if cut
     finally:
         stream.close()
-        for name in DAPHNES:
-            if stack.programs()[name][0] != "RUNNING":
-                stack.start_program(name)
-            stack.wait_running(name)
+        stack.restore(DAPHNES)
     print(f"sse: two daphnes with an open stream stopped in {stopped_after:.2f} s")
     assert stopped_after < run_daphne().SHUTDOWN_GRACE_SECONDS

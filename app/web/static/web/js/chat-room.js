@@ -18,7 +18,8 @@ export class ChatRoom {
   }
 
   url() {
-    const since = this.lastId ? `?since=${this.lastId}` : "";
+    // Once the history is in (even an empty one), every later connection resumes.
+    const since = this.socket.everOpened ? `?since=${this.lastId}` : "";
     return socketUrl(`/ws/chat/${encodeURIComponent(this.room)}/${since}`);
   }
 

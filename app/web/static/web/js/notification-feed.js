@@ -25,9 +25,8 @@ export class NotificationFeed extends EventTarget {
 
   start() {
     if (typeof window.WebSocket !== "function") return this.startSse();
-    const since = () => (this.lastId ? `?since=${this.lastId}` : "");
     this.socket = new ReconnectingSocket(
-      () => socketUrl(`/ws/notifications/${since()}`),
+      () => socketUrl(`/ws/notifications/?since=${this.lastId}`),
       (frame) => frame.type === "notification" && this.receive(frame),
     );
     this.socket.addEventListener("statechange", (event) => {
