@@ -246,3 +246,19 @@ def test_the_page_on_a_phone_and_the_screenshot(pages, tmp_path):
     alice.set_viewport_size({"width": 390, "height": 844})
     width = alice.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
+
+
+def test_reconnect_delays_double_with_jitter_up_to_a_cap(pages):
+    """backoff.js, as the browser runs it: [lowest, highest] delay for attempts 0 to 7."""
+    page = pages("alice")
+    bounds = page.evaluate(
+        """async () => {
+            const { backoffDelay } = await import("/static/web/js/backoff.js");
+            return [0, 1, 2, 3, 4, 5, 6, 7].map((attempt) => [
+                backoffDelay(attempt, { random: () => 0 }),
+                backoffDelay(attempt, { random: () => 1 }),
+            ]);
+        }"""
+    )
+    ceilings = [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]
+    assert bounds == [[ceiling / 2, ceiling] for ceiling in ceilings]

@@ -3,6 +3,8 @@ import { ReconnectingSocket, socketUrl } from "./reconnecting-socket.js";
 
 // Failed websocket attempts, without one ever opening, before the feed switches to SSE.
 const ATTEMPTS_BEFORE_FALLBACK = 2;
+// How long an SSE reconnect may take before the status says "Reconnecting…".
+const QUIET_RETRY_MS = 3000;
 
 /**
  * The signed-in user's notifications: over /ws/notifications/, or, when websockets
@@ -49,13 +51,18 @@ export class NotificationFeed extends EventTarget {
     this.setState(this.attempt ? "reconnecting" : "connecting");
     const source = new EventSource(`/sse/notifications/?since=${this.lastId}`);
     source.addEventListener("open", () => {
+      clearTimeout(this.quietRetry);
       this.attempt = 0;
       this.setState("open");
     });
     source.addEventListener("notification", (event) => this.receive(JSON.parse(event.data)));
     source.addEventListener("error", () => {
+      clearTimeout(this.quietRetry);
       if (source.readyState !== EventSource.CLOSED) {
-        this.setState("reconnecting"); // EventSource retries by itself
+        // The stream ended (the server renews it every WEBSOCKET_REAUTH_INTERVAL) or
+        // dropped; EventSource reconnects by itself within a second. Only a longer wait
+        // is worth telling the user about.
+        this.quietRetry = setTimeout(() => this.setState("reconnecting"), QUIET_RETRY_MS);
         return;
       }
       // An HTTP error (e.g. 502 while daphne restarts): EventSource gives up; we do not.
