@@ -10,8 +10,12 @@ SYSTEM_PACKAGES := nginx redis-server
 TEST_SYSTEM_PACKAGES := chromium
 URL ?=
 TOKEN ?=
+DOMAIN ?=
+DAPHNE_INSTANCES ?= 2
+# Also needed by the deployment checks and the rehearsal (program:package where they differ).
+DEPLOY_PACKAGES := openssl systemd-analyze:systemd debootstrap systemd-nspawn:systemd-container
 
-.PHONY: help up down status logs smoke test lint lock system-packages demo-data screenshot
+.PHONY: help up down status logs smoke test lint lock system-packages deploy-packages check-deploy render-deploy rehearse demo-data screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,6 +32,9 @@ $(STAMP): app/requirements.txt tests/requirements.txt
 
 system-packages: ## Install nginx and redis-server if missing (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
+
+deploy-packages: ## Install what the deployment checks and the rehearsal need (apt-get, when root)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) $(DEPLOY_PACKAGES)
 
 up: $(STAMP) .env system-packages ## Start the whole stack on 127.0.0.1:PUBLIC_PORT (default 8080)
 	@$(PYTHON) deploy/local/stack.py up
@@ -48,10 +55,20 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 		$(PYTHON) deploy/local/stack.py smoke; \
 	fi
 
-test: $(STAMP) system-packages ## Run every test (unit, integration, end-to-end through nginx, browser) and lint
+test: $(STAMP) deploy-packages ## Run every test (unit, integration, end-to-end through nginx, browser) and lint
 	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
+
+check-deploy: $(STAMP) deploy-packages ## Check the deployment kit: nginx -t, gixy, systemd-analyze, compose schema, check --deploy
+	@$(PYTHON) -m pytest -c tests/pytest.ini tests/deploykit tests/unit/test_settings.py
+
+render-deploy: ## Write the nginx site, systemd units and env file for a server: make render-deploy DOMAIN=chat.example.com
+	@test -n "$(DOMAIN)" || { echo "Usage: make render-deploy DOMAIN=chat.example.com [DAPHNE_INSTANCES=2]" >&2; exit 2; }
+	@python3 deploy/render.py --domain "$(DOMAIN)" --daphne-instances "$(DAPHNE_INSTANCES)"
+
+rehearse: $(STAMP) deploy-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
+	@$(PYTHON) -m pytest -c tests/pytest.ini tests/rehearsal
 
 demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and print the sign-in
 	@$(PYTHON) app/manage.py migrate --noinput -v 0
@@ -70,7 +87,7 @@ lock: ## Re-pin app/requirements.txt and tests/requirements.txt from their .in f
 	python3 -m venv "$$venv"; \
 	"$$venv/bin/pip" install --quiet -r app/requirements.in; \
 	{ echo '# Pinned runtime dependencies: generated from requirements.in by `make lock`; do not edit by hand.'; \
-		"$$venv/bin/pip" freeze; } > app/requirements.txt; \
+		"$$venv/bin/pip" freeze; grep -E '^[^#].*; *python' app/requirements.in; } > app/requirements.txt; \
 	"$$venv/bin/pip" install --quiet -r tests/requirements.in; \
 	{ echo '# Pinned test tools: generated from requirements.in by `make lock`; do not edit by hand.'; \
 		echo '-r ../app/requirements.txt'; \

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Django's command-line utility for administrative tasks."""
 
-import os
 import sys
+
+from config.environment import load_environment
 
 
 def main():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    load_environment()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -7,8 +7,8 @@ script, so every instance runs the same way. Run it with the project's Python::
     .venv/bin/python deploy/run_daphne.py --bind unix:/run/app/daphne-1.sock
     .venv/bin/python deploy/run_daphne.py --bind tcp:0.0.0.0:8001
 
-``--bind`` (or ``DAPHNE_BIND``) is ``unix:PATH``, ``tcp:HOST:PORT``, or a raw Twisted
-endpoint starting with ``fd:`` for an inherited socket.
+``--bind`` (or ``DAPHNE_BIND``) is ``unix:PATH``, ``tcp:HOST:PORT``, or ``systemd`` to
+adopt the listening socket systemd passes in (socket activation, ``daphne@.socket``).
 """
 
 import argparse
@@ -31,7 +31,8 @@ from twisted.internet import defer, reactor, task
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))
 
-from realtime.close_codes import SERVICE_RESTART  # noqa: E402 - needs APP_DIR on the path
+from config.environment import load_environment  # noqa: E402 - needs APP_DIR on the path
+from realtime.close_codes import SERVICE_RESTART  # noqa: E402
 
 # A chat message is at most 4,000 characters: 16 KB of UTF-8, 48 KB if the client escapes
 # it (\uXXXX pairs). The app answers longer text frames (settings'
@@ -189,9 +190,11 @@ def endpoint(bind):
     if kind == "tcp" and rest.count(":") == 1:
         host, port = rest.split(":")
         return f"tcp:port={int(port)}:interface={host}"
-    if kind == "fd":
-        return bind
-    sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or fd:..., got {bind!r}")
+    if bind == "systemd":
+        # The one socket systemd passed (LISTEN_FDS=1). systemd owns it, so it outlives a
+        # daphne restart: connections wait in its backlog instead of being refused.
+        return "systemd:domain=UNIX:index=0"
+    sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or systemd, got {bind!r}")
 
 
 def main(argv=None):
@@ -200,7 +203,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.bind:
         parser.error("--bind (or DAPHNE_BIND) is required")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    load_environment()
     os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
 
     cli = CommandLineInterface()

@@ -8,11 +8,11 @@ Every websocket route passes, outermost first, through:
 - TokenAuthMiddleware: `?token=` overrides it for clients without cookies.
 """
 
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.environment import load_environment
+
+load_environment()
 # Django must be set up before anything imports models (consumers, middleware).
 django_asgi_app = get_asgi_application()
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from xmlrpc.client import ServerProxy
 
-import environ
 from supervisor.xmlrpc import SupervisorTransport
 from websockets.sync.client import connect
 
@@ -66,11 +65,10 @@ class Stack:
     @classmethod
     def from_environment(cls):
         """Read the same .env and settings as the Django processes will."""
-        env_file = os.environ.get("DJANGO_ENV_FILE", str(REPO_DIR / ".env"))
-        if env_file and Path(env_file).is_file():
-            environ.Env.read_env(env_file)  # never overrides the real environment
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
         sys.path.insert(0, str(APP_DIR))
+        from config.environment import load_environment
+
+        load_environment()  # never overrides the real environment
         from django.conf import settings
 
         stack = cls(
@@ -131,7 +129,8 @@ def write_configs(stack):
     # Run as root, nginx would switch its workers to `nobody`, which cannot open the
     # stack's sockets (mode 660); keep them as the invoking user, as for everyone else.
     user = "user root root;" if os.geteuid() == 0 else ""
-    limits = {"worker_connections": 16384, "worker_rlimit_nofile": 20000}
+    # Files per worker: a connection each, plus the files it serves (gixy asks for twice).
+    limits = {"worker_connections": 10000, "worker_rlimit_nofile": 20000}
     common = {"run_dir": stack.run_dir, "log_dir": stack.log_dir, "repo_dir": REPO_DIR, **limits}
     render(
         "nginx.conf.template",

@@ -1,13 +1,16 @@
 #!/bin/sh
 # Make sure the system programs the stack and the tests run are installed:
-#   deploy/local/system-packages.sh nginx redis-server ...
-# Each argument is both a Debian package and the program it provides. Missing ones are
-# installed with apt-get when we are root; otherwise we stop with one line saying what to install.
+#   deploy/local/system-packages.sh nginx redis-server systemd-nspawn:systemd-container ...
+# Each argument is a program, and after a colon the Debian package providing it if the names
+# differ. Missing ones are installed with apt-get when we are root; otherwise we stop with one
+# line saying what to install.
 set -eu
 PATH="$PATH:/usr/sbin:/sbin"
 missing=""
-for program in "$@"; do
-    command -v "$program" >/dev/null 2>&1 || missing="$missing $program"
+for wanted in "$@"; do
+    program=${wanted%%:*}
+    package=${wanted#*:}
+    command -v "$program" >/dev/null 2>&1 || missing="$missing $package"
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

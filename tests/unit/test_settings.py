@@ -100,7 +100,7 @@ def test_production_security_defaults_and_hosts_from_the_environment():
         "ALLOWED_HOSTS": ["chat.example.com", "www.example.com"],
         "CSRF_TRUSTED_ORIGINS": ["https://chat.example.com"],
         "SECURE_SSL_REDIRECT": True,
-        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_SECONDS": 0,  # nginx sends HSTS (deploy/nginx/site.conf)
         "SESSION_COOKIE_SECURE": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -5,21 +5,21 @@ Values in the real environment win over ``.env``, so a process manager or a test
 override any of them.
 """
 
-import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.environment import load_environment
+
 APP_DIR = Path(__file__).resolve().parents[2]
 REPO_DIR = APP_DIR.parent
 
 env = environ.Env()
-# DJANGO_ENV_FILE="" disables .env entirely (the tests do this, so a developer's .env
-# never leaks into them).
-_env_file = os.environ.get("DJANGO_ENV_FILE", str(REPO_DIR / ".env"))
-if _env_file and Path(_env_file).is_file():
-    env.read_env(_env_file)
+# The entry points have read the env file already; settings imported some other way (a
+# script, a test) read it here. DJANGO_ENV_FILE="" disables it (the tests do this, so a
+# developer's .env never leaks into them).
+load_environment()
 
 
 def _path_from_env(name, default):

@@ -1,0 +1,89 @@
+"""The production nginx site: nginx accepts it, and gixy finds no medium or high issue in
+any nginx file the project ships."""
+
+import importlib.util
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from deploykit.kit import REPO_DIR, site_for_this_machine
+
+NGINX_DIR = REPO_DIR / "deploy" / "nginx"
+
+
+@pytest.fixture
+def site(tmp_path):
+    return site_for_this_machine(tmp_path) / "etc/nginx/sites-available/realtime.conf"
+
+
+@pytest.fixture
+def debian_main_conf(site, tmp_path):
+    """This machine's own /etc/nginx/nginx.conf (Debian's, as on a server), with the site
+    as the only enabled one and tuning.conf's limits in place of its own."""
+    debian = Path("/etc/nginx/nginx.conf").read_text()
+    debian = re.sub(r"^(worker_processes|pid|user) .*$", "", debian, flags=re.M)
+    debian = re.sub(r"^events \{.*?^\}", "", debian, flags=re.M | re.S)
+    debian = debian.replace("include /etc/nginx/sites-enabled/*;", f"include {site};")
+    debian = debian.replace("include /etc/nginx/conf.d/*.conf;", "")
+    return write_main_conf(tmp_path, debian)
+
+
+@pytest.fixture
+def main_conf(site, tmp_path):
+    """Only the project's files: the site in http {}, tuning.conf's limits."""
+    return write_main_conf(tmp_path, f"http {{\n    include {site};\n}}\n")
+
+
+def write_main_conf(tmp_path, rest):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"include {NGINX_DIR / 'tuning.conf'};\npid {tmp_path / 'nginx.pid'};\n{rest}")
+    return conf
+
+
+def test_nginx_accepts_the_site_file(debian_main_conf, tmp_path):
+    result = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(debian_main_conf)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
+
+
+def local_stack_conf(tmp_path):
+    """The nginx.conf `make up` writes, rendered by deploy/local/stack.py itself."""
+    spec = importlib.util.spec_from_file_location("stack", REPO_DIR / "deploy/local/stack.py")
+    stack_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stack_module)
+    data = tmp_path / "local"
+    stack = stack_module.Stack(
+        data_dir=data, run_dir=data / "run", log_dir=data / "log",
+        static_root=data / "public" / "static", port=8080, daphne_instances=2, own_redis=True,
+    )  # fmt: skip
+    stack_module.write_configs(stack)
+    return stack.run_dir / "nginx.conf"
+
+
+def gixy_issues(conf):
+    result = subprocess.run(
+        [str(REPO_DIR / ".venv/bin/gixy"), "--format", "json", str(conf)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.stdout.strip(), result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("which", ["production site", "local stack", "compose (dev)"])
+def test_gixy_finds_no_medium_or_high_issue(which, main_conf, tmp_path):
+    conf = {
+        "production site": lambda: main_conf,
+        "local stack": lambda: local_stack_conf(tmp_path),
+        "compose (dev)": lambda: NGINX_DIR / "compose-dev.conf",
+    }[which]()
+    serious = [
+        f"{issue['severity']} {issue['plugin']}: {issue['summary']}"
+        for issue in gixy_issues(conf)
+        if issue["severity"] in ("MEDIUM", "HIGH")
+    ]
+    assert serious == []
