@@ -6,6 +6,8 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx redis-server
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+TEST_SYSTEM_PACKAGES := chromium
 URL ?=
 TOKEN ?=
 DOMAIN ?=
@@ -14,7 +16,7 @@ DAPHNE_INSTANCES ?= 2
 # (program:package where they differ).
 DEPLOY_PACKAGES := openssl systemd-analyze:systemd debootstrap systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages deploy-packages check-deploy render-deploy rehearse
+.PHONY: help up down status logs smoke test lint lock system-packages deploy-packages check-deploy render-deploy rehearse demo-data screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,7 +56,8 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 		$(PYTHON) deploy/local/stack.py smoke; \
 	fi
 
-test: $(STAMP) deploy-packages ## Run every test (unit, integration, end-to-end through nginx) and lint
+test: $(STAMP) deploy-packages ## Run every test (unit, integration, end-to-end through nginx, browser) and lint
+	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
 
@@ -67,6 +70,14 @@ render-deploy: ## Write the nginx site, systemd units and env file for a server:
 
 rehearse: $(STAMP) deploy-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/rehearsal
+
+demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and print the sign-in
+	@$(PYTHON) app/manage.py migrate --noinput -v 0
+	@$(PYTHON) app/manage.py demo_data
+
+screenshot: $(STAMP) system-packages ## Regenerate docs/screenshot.png (the page, from the browser tests)
+	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
+	@SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PYTHON) -m pytest -c tests/pytest.ini tests/e2e/test_browser.py -k screenshot
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

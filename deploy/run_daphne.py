@@ -24,6 +24,7 @@ import daphne.server
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
 from autobahn.websocket.types import ConnectionDeny
 from daphne.cli import CommandLineInterface
+from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer, reactor, task
 
@@ -108,6 +109,12 @@ class GracefulServer(daphne.server.Server):
         for port in self.ports:
             port.stopListening()
         for protocol in list(self.connections):
+            if is_event_stream(protocol):
+                # An open Server-Sent Events stream (/sse/) never ends by itself: end it
+                # cleanly, and EventSource reconnects (through nginx, to another daphne),
+                # resuming with Last-Event-ID, instead of holding the stop for the grace.
+                protocol.finish()
+                continue
             if not isinstance(protocol, WebSocketProtocol):
                 continue
             if protocol.state == protocol.STATE_OPEN:
@@ -142,6 +149,16 @@ class GracefulServer(daphne.server.Server):
             application.cancel()
         waiting = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
         return waiting.addErrback(lambda _: None)
+
+
+def is_event_stream(protocol):
+    """An HTTP connection in the middle of a text/event-stream response."""
+    if not isinstance(protocol, WebRequest) or protocol.finished:
+        return False
+    if not getattr(protocol, "_response_started", False):
+        return False
+    content_type = protocol.responseHeaders.getRawHeaders(b"content-type", [b""])[0]
+    return content_type.startswith(b"text/event-stream")
 
 
 def clear_stale_unix_socket(path):

@@ -1,4 +1,5 @@
-"""ASGI entry point: daphne serves the websocket routes (/ws/).
+"""ASGI entry point: daphne serves the websocket routes (/ws/) and, through the "http"
+route, the Server-Sent Events stream (/sse/notifications/, an async Django view).
 
 Every websocket route passes, outermost first, through:
 - AllowedHostsOriginValidator: the Origin header must match ALLOWED_HOSTS (cross-site

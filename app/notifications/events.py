@@ -21,4 +21,8 @@ def notification_payload(notification):
 
 def notification_event(notification):
     """The group event: the client JSON encoded once here, not once per socket."""
-    return {"type": EVENT_TYPE, "text": encode(notification_payload(notification))}
+    return {
+        "type": EVENT_TYPE,
+        "id": notification.id,
+        "text": encode(notification_payload(notification)),
+    }

@@ -1,3 +1,4 @@
+from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.views.decorators.http import require_POST
 
@@ -13,12 +14,25 @@ def _bad_request(reason):
     return JsonResponse({"error": reason}, status=400)
 
 
+def _recipient(body, caller):
+    """The active user named by ``body["to"]``; the caller when there is no "to"."""
+    if "to" not in body:
+        return caller
+    name = body["to"]
+    if not isinstance(name, str):
+        return None
+    users = get_user_model().objects.filter(is_active=True)
+    return users.filter(**{get_user_model().USERNAME_FIELD: name}).first()
+
+
 @require_POST
 @api_auth_required
 def create_notification(request):
-    """POST /api/notifications/ {"text": "..."} → 201 {"id": ...}.
+    """POST /api/notifications/ {"text": "...", "to": "<username>"} → 201 {"id": ...}.
 
-    The new notification reaches the caller's open sockets through notifications.signals.
+    ``to`` is optional (default: the caller); any signed-in user may notify any other, as
+    the demo page does; restrict it for your own app. The new notification reaches the
+    recipient's open sockets and streams through notifications.signals.
     """
     try:
         body = decode(request.body)
@@ -29,5 +43,8 @@ def create_notification(request):
         return _bad_request('"text" must be a non-empty string')
     if len(text) > MAX_TEXT_LENGTH:
         return _bad_request(f'"text" is longer than {MAX_TEXT_LENGTH} characters')
-    notification = Notification.objects.create(user=request.user, text=text)
+    recipient = _recipient(body, request.user)
+    if recipient is None:
+        return _bad_request('"to" must name an active user')
+    notification = Notification.objects.create(user=recipient, text=text)
     return JsonResponse({"id": notification.id}, status=201)

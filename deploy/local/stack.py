@@ -284,7 +284,15 @@ def up(stack):
         if started:
             down(stack, quiet=True)  # leave nothing half-running behind
         raise
+    step("Creating the demo users")
+    manage(stack, "demo_data")
     step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
+    print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
+
+
+def demo_sign_in(stack):
+    """The demo_data command's last line: who to sign in as."""
+    return (stack.log_dir / "manage-demo_data.log").read_text().strip().splitlines()[-1].lower()
 
 
 def start(stack):

@@ -125,6 +125,14 @@ class LocalStack:
             time.sleep(0.1)
         raise TimeoutError(f"{name} not running again within {timeout}s: {self.programs()}")
 
+    def restore(self, names=None):
+        """Start again whatever a test stopped (of ``names``, default all), and wait for it."""
+        for name, (state, _) in self.programs().items():
+            if names is None or name in names:
+                if state != "RUNNING":
+                    self.start_program(name)
+                self.wait_running(name)
+
     def accepting(self, name):
         if not name.startswith("daphne-"):
             return True
@@ -159,17 +167,20 @@ class LocalStack:
             "is_staff=True)",
         )
 
-    def sign_in(self, username, password):
-        """Sign in through nginx and gunicorn as a browser does: {cookie name: value}."""
+    def sign_in(self, username, password, login_path="/admin/login/"):
+        """Sign in through nginx and gunicorn as a browser does: {cookie name: value}.
+
+        The admin's login page takes staff users only; the page's (/login/) takes anyone.
+        """
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        with opener.open(f"{self.url}/admin/login/", timeout=TIMEOUT) as page:
+        with opener.open(f"{self.url}{login_path}", timeout=TIMEOUT) as page:
             form_token = re.search(
                 r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode()
             )
         form = {"username": username, "password": password, "csrfmiddlewaretoken": form_token[1]}
         data = urllib.parse.urlencode(form).encode()
-        with opener.open(f"{self.url}/admin/login/?next=/admin/", data, timeout=TIMEOUT):
+        with opener.open(f"{self.url}{login_path}", data, timeout=TIMEOUT):
             pass
         cookies = {cookie.name: cookie.value for cookie in jar}
         if "sessionid" not in cookies:

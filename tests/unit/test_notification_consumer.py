@@ -50,3 +50,19 @@ async def test_the_socket_is_receive_only(connect, token):
     ws, _, _ = await connect(f"/ws/notifications/?token={token}")
     await ws.send_json_to({"text": "hello?"})
     assert "does not accept messages" in (await receive(ws))["error"]
+
+
+async def test_since_replays_what_was_missed_then_streams_live(connect, user, token):
+    seen = await notify(user, "seen before the reconnect")
+    missed = [await notify(user, f"missed {n}") for n in range(2)]
+    ws, _, _ = await connect(f"/ws/notifications/?token={token}&since={seen.id}")
+    assert [(await receive(ws))["id"] for _ in missed] == [n.id for n in missed]
+    live = await notify(user, "live")
+    assert (await receive(ws))["id"] == live.id
+    assert await ws.receive_nothing(timeout=0.3)
+
+
+async def test_a_bad_since_is_closed_with_4400(connect, token):
+    ws, _, _ = await connect(f"/ws/notifications/?token={token}&since=yesterday")
+    assert "since" in (await receive(ws))["error"]
+    assert await closed_with(ws) == 4400

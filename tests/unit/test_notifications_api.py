@@ -86,3 +86,19 @@ def test_expired_or_revoked_tokens_are_401(user):
     token, raw = issue_token(user)
     token.revoke()
     assert post(Client(), {"text": "x"}, Authorization=f"Bearer {raw}").status_code == 401
+
+
+def test_to_sends_the_notification_to_another_user(token, django_user_model):
+    bob = django_user_model.objects.create_user("bob")
+    response = post(Client(), {"text": "hi bob", "to": "bob"}, Authorization=f"Bearer {token}")
+    assert response.status_code == 201
+    assert Notification.objects.get(pk=response.json()["id"]).user == bob
+
+
+@pytest.mark.parametrize("to", ["nobody", "", 42, None, "inactive"])
+def test_to_must_name_an_active_user(token, django_user_model, to):
+    django_user_model.objects.create_user("inactive", is_active=False)
+    response = post(Client(), {"text": "hi", "to": to}, Authorization=f"Bearer {token}")
+    assert response.status_code == 400
+    assert '"to"' in response.json()["error"]
+    assert not Notification.objects.exists()

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "realtime",
     "chat",
     "notifications",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -61,7 +62,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "web.middleware.ContentSecurityPolicyMiddleware",
 ]
+
+# The page at / (web): Django's own sign-in views.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "index"
+LOGOUT_REDIRECT_URL = "login"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -124,8 +131,9 @@ STATIC_URL = "/static/"
 STATIC_ROOT = _path_from_env("STATIC_ROOT", DATA_DIR / "public" / "static")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Content-hashed names, so nginx can let browsers cache them for ever.
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    # Content-hashed names (ES module imports included), so nginx can let browsers cache
+    # them for ever.
+    "staticfiles": {"BACKEND": "web.storage.StaticFilesStorage"},
 }
 
 # The channel layer: Redis joins gunicorn (which pushes) and daphne (which holds sockets),
