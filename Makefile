@@ -6,17 +6,17 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx redis-server
-# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
-TEST_SYSTEM_PACKAGES := chromium
 URL ?=
 TOKEN ?=
 DOMAIN ?=
 DAPHNE_INSTANCES ?= 2
-# Also needed by the deployment checks and the rehearsals, one server and multi-host
-# (program:package where they differ).
-DEPLOY_PACKAGES := openssl systemd-analyze:systemd debootstrap systemd-nspawn:systemd-container ip:iproute2
+# What the tests need besides (program:package where the names differ): Debian's Chromium
+# for the browser tests (Playwright drives it; never `playwright install`), and the tools of
+# the deployment checks and of the rehearsals (one server under systemd, multi-host).
+TEST_PACKAGES := chromium openssl systemd-analyze:systemd debootstrap \
+	systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages deploy-packages check-deploy render-deploy rehearse demo-data screenshot
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -34,8 +34,8 @@ $(STAMP): app/requirements.txt tests/requirements.txt
 system-packages: ## Install nginx and redis-server if missing (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
 
-deploy-packages: ## Install what the deployment checks and rehearsals need (apt-get, when root)
-	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) $(DEPLOY_PACKAGES)
+test-packages: ## Install what the tests need too: chromium, systemd tools, debootstrap (apt-get, when root)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) $(TEST_PACKAGES)
 
 up: $(STAMP) .env system-packages ## Start the whole stack on 127.0.0.1:PUBLIC_PORT (default 8080)
 	@$(PYTHON) deploy/local/stack.py up
@@ -56,27 +56,25 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 		$(PYTHON) deploy/local/stack.py smoke; \
 	fi
 
-test: $(STAMP) deploy-packages ## Run every test (unit, integration, end-to-end through nginx, browser) and lint
-	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
+test: $(STAMP) test-packages ## Run every test (unit, integration, end-to-end, browser, deployment) and lint
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
 
-check-deploy: $(STAMP) deploy-packages ## Check the deployment kit: nginx -t, gixy, systemd-analyze, compose schema, check --deploy
+check-deploy: $(STAMP) test-packages ## Check the deployment kit: nginx -t, gixy, systemd-analyze, compose schema, check --deploy
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/deploykit tests/unit/test_settings.py
 
 render-deploy: ## Write the nginx site, systemd units and env file for a server: make render-deploy DOMAIN=chat.example.com
 	@test -n "$(DOMAIN)" || { echo "Usage: make render-deploy DOMAIN=chat.example.com [DAPHNE_INSTANCES=2]" >&2; exit 2; }
 	@python3 deploy/render.py --domain "$(DOMAIN)" --daphne-instances "$(DAPHNE_INSTANCES)"
 
-rehearse: $(STAMP) deploy-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
+rehearse: $(STAMP) test-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/rehearsal
 
 demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and print the sign-in
 	@$(PYTHON) app/manage.py migrate --noinput -v 0
 	@$(PYTHON) app/manage.py demo_data
 
-screenshot: $(STAMP) system-packages ## Regenerate docs/screenshot.png (the page, from the browser tests)
-	@deploy/local/system-packages.sh $(TEST_SYSTEM_PACKAGES)
+screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, from the browser tests)
 	@SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PYTHON) -m pytest -c tests/pytest.ini tests/e2e/test_browser.py -k screenshot
 
 lint: $(STAMP) ## Check the code with ruff
