@@ -96,6 +96,7 @@ def production_env(values):
         "DATA_DIR": values["DATA_DIR"],
         "REDIS_URL": values["REDIS_URL"],
         "CONN_MAX_AGE": "60",
+        "NOTIFICATIONS_TO_OTHERS": "false",
     }
     lines = []
     for line in (REPO_DIR / ".env.example").read_text().splitlines():

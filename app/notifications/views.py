@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.views.decorators.http import require_POST
@@ -25,13 +26,18 @@ def _recipient(body, caller):
     return users.filter(**{get_user_model().USERNAME_FIELD: name}).first()
 
 
+def _caller_name(user):
+    return getattr(user, get_user_model().USERNAME_FIELD)
+
+
 @require_POST
 @api_auth_required
 def create_notification(request):
     """POST /api/notifications/ {"text": "...", "to": "<username>"} → 201 {"id": ...}.
 
-    ``to`` is optional (default: the caller); any signed-in user may notify any other, as
-    the demo page does; restrict it for your own app. The new notification reaches the
+    ``to`` is optional (default: the caller); naming another user needs the
+    NOTIFICATIONS_TO_OTHERS setting (on in development for the demo page, off in
+    production), else 403. The new notification reaches the
     recipient's open sockets and streams through notifications.signals.
     """
     try:
@@ -43,6 +49,10 @@ def create_notification(request):
         return _bad_request('"text" must be a non-empty string')
     if len(text) > MAX_TEXT_LENGTH:
         return _bad_request(f'"text" is longer than {MAX_TEXT_LENGTH} characters')
+    if body.get("to", _caller_name(request.user)) != _caller_name(request.user) and not (
+        settings.NOTIFICATIONS_TO_OTHERS
+    ):
+        return JsonResponse({"error": 'notifying other users ("to") is turned off'}, status=403)
     recipient = _recipient(body, request.user)
     if recipient is None:
         return _bad_request('"to" must name an active user')

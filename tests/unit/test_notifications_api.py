@@ -102,3 +102,14 @@ def test_to_must_name_an_active_user(token, django_user_model, to):
     assert response.status_code == 400
     assert '"to"' in response.json()["error"]
     assert not Notification.objects.exists()
+
+
+def test_to_another_user_is_refused_when_turned_off(token, django_user_model, settings):
+    """Production's default: no user may message others (or probe which names exist)."""
+    settings.NOTIFICATIONS_TO_OTHERS = False
+    django_user_model.objects.create_user("bob")
+    for to in ("bob", "nobody"):
+        response = post(Client(), {"text": "hi", "to": to}, Authorization=f"Bearer {token}")
+        assert response.status_code == 403
+        assert '"to"' in response.json()["error"]
+    assert not Notification.objects.exists()

@@ -14,3 +14,7 @@ CSRF_TRUSTED_ORIGINS = env.list(
     "CSRF_TRUSTED_ORIGINS",
     default=[f"http://127.0.0.1:{PUBLIC_PORT}", f"http://localhost:{PUBLIC_PORT}"],
 )
+
+# The demo page lets alice notify bob (POST /api/notifications/ with "to"); production
+# settings refuse it unless a site turns it on.
+NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=True)
