@@ -3,13 +3,11 @@ from django.conf import settings
 
 from realtime import close_codes
 from realtime.consumers import JsonTextConsumer
-from realtime.scope import query_param
 
 from .events import is_valid_room_name, room_group
 from .services import (
     InvalidMessage,
     messages_after,
-    parse_message_id,
     post_message,
     recent_history,
     validate_chat_message,
@@ -35,11 +33,8 @@ class ChatConsumer(JsonTextConsumer):
         if settings.CHAT_REQUIRE_LOGIN and not self.scope["user"].is_authenticated:
             await self.refuse(close_codes.UNAUTHORIZED, "sign in to chat")
             return
-        since = query_param(self.scope, "since")
-        try:
-            since = None if since is None else parse_message_id(since)
-        except InvalidMessage as error:
-            await self.refuse(close_codes.BAD_REQUEST, str(error))
+        since = await self.resume_point()
+        if since is False:
             return
         self.room = room
         # Join before reading the backlog: a message committed in between is then in

@@ -56,10 +56,3 @@ def messages_after(room, after_id):
     """
     page = ChatMessage.objects.filter(room=room, id__gt=after_id).order_by("id")
     return [message_payload(message) for message in page[:RESUME_PAGE_SIZE]]
-
-
-def parse_message_id(text):
-    """``?since=`` as an int; InvalidMessage unless it is a plain non-negative integer."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
-        raise InvalidMessage("since must be a message id (a non-negative integer)")
-    return int(text)

@@ -1,9 +1,7 @@
 from channels.db import database_sync_to_async
 
-from chat.services import InvalidMessage, parse_message_id
 from realtime import close_codes
 from realtime.consumers import JsonTextConsumer
-from realtime.scope import query_param
 
 from .events import user_group
 from .services import notifications_after
@@ -26,11 +24,8 @@ class NotificationConsumer(JsonTextConsumer):
         if not user.is_authenticated:
             await self.refuse(close_codes.UNAUTHORIZED, "sign in, or connect with ?token=<token>")
             return
-        since = query_param(self.scope, "since")
-        try:
-            since = None if since is None else parse_message_id(since)
-        except InvalidMessage as error:
-            await self.refuse(close_codes.BAD_REQUEST, str(error))
+        since = await self.resume_point()
+        if since is False:
             return
         # Join before reading the backlog, as ChatConsumer does: nothing falls in between.
         await self.join_group(user_group(user.id))

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from chat.services import InvalidMessage, parse_message_id
 from realtime.consumers import encode
+from realtime.scope import parse_message_id
 
 from .events import user_group
 from .services import latest_notification_id, notifications_after
@@ -51,7 +51,7 @@ async def notification_stream(request):
         return JsonResponse({"error": "sign in to receive notifications"}, status=401)
     try:
         since = resume_point(request)
-    except InvalidMessage as error:
+    except ValueError as error:
         return JsonResponse({"error": str(error)}, status=400)
     response = StreamingHttpResponse(
         stream_events(user.pk, since), content_type="text/event-stream"

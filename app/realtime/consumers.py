@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from . import close_codes, reauth
 from .limits import MessageRate, socket_caps
+from .scope import parse_message_id, query_param
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,16 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
             await self.accept()
         await self.send_error(reason)
         await self.close(code=code)
+
+    async def resume_point(self):
+        """The client's ``?since=<id>`` (None without one), or False once a malformed one
+        has been refused with 4400."""
+        raw = query_param(self.scope, "since")
+        try:
+            return None if raw is None else parse_message_id(raw)
+        except ValueError as error:
+            await self.refuse(close_codes.BAD_REQUEST, str(error))
+            return False
 
     async def websocket_disconnect(self, message):
         self.disconnected = True

@@ -8,3 +8,11 @@ def query_param(scope, name):
     query = scope.get("query_string", b"").decode("utf-8", errors="replace")
     values = parse_qs(query).get(name)
     return values[0] if values else None
+
+
+def parse_message_id(text):
+    """A resume point (``?since=``, ``Last-Event-ID``) as an int; ValueError unless it is
+    a plain non-negative integer."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ValueError("since must be a message id (a non-negative integer)")
+    return int(text)
