@@ -9,7 +9,7 @@ SYSTEM_PACKAGES := nginx redis-server
 URL ?=
 TOKEN ?=
 
-.PHONY: help up down status logs smoke test lint lock system-packages
+.PHONY: help up down status logs smoke test lint lock system-packages bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 test: $(STAMP) system-packages ## Run every test (unit, integration, end-to-end through nginx) and lint
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
+
+bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~12 min)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
+	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

@@ -162,16 +162,23 @@ def clear_stale_unix_socket(path):
         probe.close()
 
 
+# Connections waiting to be accepted. Twisted's default is 50: a burst of handshakes (a
+# deploy, a reconnect wave after a restart) overflows it, and nginx gets EAGAIN from a
+# full unix socket at once (it does not wait as for TCP), answering 502. The kernel caps
+# it at net.core.somaxconn (4096 on current kernels).
+LISTEN_BACKLOG = 1024
+
+
 def endpoint(bind):
     """Translate --bind into a Twisted endpoint description for daphne's -e."""
     kind, _, rest = bind.partition(":")
     if kind == "unix" and rest:
         clear_stale_unix_socket(rest)
         # lockfile=0: staleness is handled above; Twisted's lock file is what goes stale.
-        return f"unix:{rest}:mode=660:lockfile=0"
+        return f"unix:{rest}:mode=660:lockfile=0:backlog={LISTEN_BACKLOG}"
     if kind == "tcp" and rest.count(":") == 1:
         host, port = rest.split(":")
-        return f"tcp:port={int(port)}:interface={host}"
+        return f"tcp:port={int(port)}:interface={host}:backlog={LISTEN_BACKLOG}"
     if kind == "fd":
         return bind
     sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or fd:..., got {bind!r}")
