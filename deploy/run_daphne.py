@@ -19,13 +19,37 @@ import sys
 import time
 from pathlib import Path
 
-# Importing daphne.server installs Twisted's asyncio reactor: it must come first.
-import daphne.server
-from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
-from autobahn.websocket.types import ConnectionDeny
-from daphne.cli import CommandLineInterface
-from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import defer, reactor, task
+
+def choose_event_loop(name):
+    """Make asyncio's next new loop a uvloop one (DAPHNE_EVENT_LOOP=uvloop, the default).
+
+    daphne.server creates its loop with asyncio.new_event_loop() when it is first
+    imported, and Twisted's asyncio reactor only asks that loop for fd readiness, timers
+    and callbacks, all of which uvloop implements; the consumers, the channel layer's
+    queues and every await then run on libuv. Public API only: an event loop policy set
+    before the import. ``asyncio`` (or uvloop not installed) keeps the stock loop.
+    """
+    if name not in ("uvloop", "asyncio"):
+        sys.exit(f"run_daphne: DAPHNE_EVENT_LOOP must be uvloop or asyncio, got {name!r}")
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+if __name__ == "__main__":  # not when tests import this module for its constants
+    choose_event_loop(os.environ.get("DAPHNE_EVENT_LOOP") or "uvloop")
+
+# Importing daphne.server installs Twisted's asyncio reactor: it must come after the
+# event loop policy and before anything else that imports Twisted.
+import daphne.server  # noqa: E402
+from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol  # noqa: E402
+from autobahn.websocket.types import ConnectionDeny  # noqa: E402
+from daphne.cli import CommandLineInterface  # noqa: E402
+from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
+from twisted.internet import defer, reactor, task  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))
@@ -193,6 +217,8 @@ def main(argv=None):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
 
+    loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
+    print(f"run_daphne: {args.bind}, event loop: {loop}", file=sys.stderr, flush=True)
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
     cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"])
