@@ -106,7 +106,7 @@ def fan_out(pool, targets, kind, sizes, repeats):
     place, targets take turns at each size, so machine noise hits all alike.
     """
     results = {target.name: {} for target in targets}
-    members = dict.fromkeys(results, 0)
+    members, failures = dict.fromkeys(results, 0), dict.fromkeys(results, 0)
     room = f"bench{uuid.uuid4().hex[:8]}"
     for size in sizes:
         for target in targets:
@@ -114,7 +114,8 @@ def fan_out(pool, targets, kind, sizes, repeats):
             path = target.chat_path(room) if kind == "ws" else target.push_path()
             opened, failed = open_members(pool, set_name, target, path, size - members[target.name])
             members[target.name] += opened
-            waits, lasts, missing = [], [], failed
+            failures[target.name] += failed
+            waits, lasts, missing = [], [], 0
             for repeat in range(repeats):
                 wait_idle(target.ws_tier_pids())
                 marker = f"{kind}-{size}-{repeat}-{uuid.uuid4().hex[:8]}"
@@ -124,7 +125,11 @@ def fan_out(pool, targets, kind, sizes, repeats):
                 waits += arrived
                 if arrived:
                     lasts.append(max(arrived))
-            results[target.name][size] = summary(waits, lasts, missing)
+            results[target.name][size] = {
+                **summary(waits, lasts, missing),
+                "members": members[target.name],
+                "open_failures": failures[target.name],
+            }
             print(f"    {kind} fan-out {target.name:8} N={size:5}: {results[target.name][size]}")
     for target in targets:
         pool.call("close", f"{kind}-{target.name}")

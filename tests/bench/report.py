@@ -71,8 +71,8 @@ def goals_table(results):
 
 def fan_out_table(fan):
     rows = [
-        "| members | target | time-to-member p50 | p99 | time-to-last p50 | p99 | missing "
-        "| p50 × floor | last p50 × floor |",
+        "| members | target | time-to-member p50 | p99 | time-to-last p50 | p99 "
+        "| lost / failed handshakes | p50 × floor | last p50 × floor |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in fan["floor"]:
@@ -82,7 +82,7 @@ def fan_out_table(fan):
             rows.append(
                 f"| {int(size):,} | {name} | {cell(row['member_p50_ms'])} ms "
                 f"| {cell(row['member_p99_ms'])} ms | {cell(row['last_p50_ms'])} ms "
-                f"| {cell(row['last_p99_ms'])} ms | {row['missing']} "
+                f"| {cell(row['last_p99_ms'])} ms | {row['missing']} / {row['open_failures']} "
                 f"| {ratio(row['member_p50_ms'], floor['member_p50_ms'])} "
                 f"| {ratio(row['last_p50_ms'], floor['last_p50_ms'])} |"
             )
