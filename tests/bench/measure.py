@@ -16,6 +16,9 @@ from statistics import quantiles
 
 IDLE_CPU = 0.05  # a tier using under 5 % of one core is idle
 IDLE_TIMEOUT = 30
+# After thousands of sockets close, a server may be busy for a while (each disconnect
+# leaves its groups); the next measurement must not pay for that.
+SETTLE_TIMEOUT = 120
 COLLECT_TIMEOUT = 30
 OPEN_CONCURRENCY = 64  # handshakes in flight per client process
 
@@ -133,7 +136,8 @@ def fan_out(pool, targets, kind, sizes, repeats):
             print(f"    {kind} fan-out {target.name:8} N={size:5}: {results[target.name][size]}")
     for target in targets:
         pool.call("close", f"{kind}-{target.name}")
-        wait_idle(target.ws_tier_pids())
+    for target in targets:
+        wait_idle(target.ws_tier_pids(), SETTLE_TIMEOUT)
     return results
 
 
@@ -149,11 +153,16 @@ def summary(waits, lasts, missing):
 
 
 def capacity(pool, targets, steps):
-    """Sockets held through nginx at each step; failures and RSS growth per socket."""
+    """Sockets held through nginx at each step; failures and RSS growth per socket.
+
+    Growth per socket is the slope from the previous step (the first: from before the
+    first socket): an earlier phase may have left freed memory in the process, which a
+    ratio to the starting RSS would count as free sockets.
+    """
     results = {}
     for target in targets:
         wait_idle(target.ws_tier_pids())
-        ws_base, nginx_base = rss_kib(target.ws_tier_pids()), rss_kib(target.nginx_pids())
+        previous = (0, rss_kib(target.ws_tier_pids()), rss_kib(target.nginx_pids()))
         held, failures, rows = 0, 0, []
         path = target.chat_path(f"capacity{uuid.uuid4().hex[:8]}")
         for step in steps:
@@ -161,20 +170,24 @@ def capacity(pool, targets, steps):
             held, failures = held + opened, failures + failed
             wait_idle(target.ws_tier_pids())
             ws, nginx = rss_kib(target.ws_tier_pids()), rss_kib(target.nginx_pids())
+            added = held - previous[0]
             rows.append(
                 {
                     "attempted": step,
                     "held": held,
                     "failures": failures,
                     "ws_rss_mib": round(ws / 1024, 1),
-                    "ws_kib_per_socket": round((ws - ws_base) / held, 1) if held else None,
+                    "ws_kib_per_socket": round((ws - previous[1]) / added, 1) if added else None,
                     "nginx_rss_mib": round(nginx / 1024, 1),
-                    "nginx_kib_per_socket": round((nginx - nginx_base) / held, 1) if held else None,
+                    "nginx_kib_per_socket": (
+                        round((nginx - previous[2]) / added, 1) if added else None
+                    ),
                 }
             )
+            previous = (held, ws, nginx)
             print(f"    capacity {target.name:8}: {rows[-1]}")
         pool.call("close", "capacity")
-        wait_idle(target.ws_tier_pids())
+        wait_idle(target.ws_tier_pids(), SETTLE_TIMEOUT)
         results[target.name] = rows
     return results
 

@@ -159,7 +159,7 @@ def write(results, out):
         "",
         "## Capacity (sockets held in one chat room, through nginx)",
         "",
-        "RSS growth per socket = (RSS now − RSS before the first socket) / sockets held.",
+        "KiB/socket: RSS growth since the previous step / sockets added since then.",
         "",
         "| target | attempted | held | failures | WS tier RSS | KiB/socket | nginx workers RSS "
         "| KiB/socket |",

@@ -31,11 +31,11 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 
 FULL = {
     "sizes": [100, 1000, 2000, 5000],
-    "repeats": 10,
+    "repeats": 6,
     "capacity_steps": [5000, 10000, 15000, 20000],
     "push_rate": 50,
     "push_seconds": 10,
-    "handshakes": 4000,
+    "handshakes": 3000,
     "http_seconds": 8,
     "profile_seconds": 15,
 }
