@@ -200,9 +200,11 @@ class Worker:
                 self.all_arrived.set_result(None)
 
     async def send(self, name, index, text):
-        """Send a text frame from socket ``index`` of set ``name``; the time just before."""
+        """Send a text frame from the first open socket from ``index`` on in set ``name``
+        (a dropped one is a lost member, not a reason to stop); the time just before."""
+        sender = next(sock for sock in self.sets[name][index:] if sock.open)
         started = monotonic()
-        self.sets[name][index].send_text(text)
+        sender.send_text(text)
         return started
 
     async def collect(self, name, timeout):

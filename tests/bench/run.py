@@ -5,8 +5,9 @@
 
 Everything runs on 127.0.0.1 on free ports, in a temporary directory; every process
 started here is stopped at the end, also on failure. Writes results.md, results.json,
-fanout.png, memory.png and profile.md to --out. Figures on a shared machine are noisy, so
-each is also given as a ratio to a reference measured in the same run.
+fanout.png, memory.png, profile.md and profile-push.md to --out. Figures on a shared
+machine are noisy, so each is also given as a ratio to a reference measured in the same
+run.
 """
 
 import argparse
@@ -125,10 +126,15 @@ def main(argv=None):
         results["http"] = measure.http_rate(targets, plan["http_seconds"], 32)
         print("==> Capacity", flush=True)
         results["capacity"] = measure.capacity(pool, targets, plan["capacity_steps"])
-        print("==> Profiling the tuned stack's daphne during 2,000-member fan-outs", flush=True)
-        profile_text = profile.fan_out_profile(
-            pool, targets[-1], min(2000, plan["sizes"][-1]), plan["profile_seconds"]
-        )
+        print("==> Profiling the tuned stack (fan-out, then pushes) with py-spy", flush=True)
+        profiles = {
+            "profile.md": profile.fan_out_profile(
+                pool, targets[-1], min(2000, plan["sizes"][-1]), plan["profile_seconds"]
+            ),
+            "profile-push.md": profile.push_profile(
+                pool, targets[-1], plan["push_rate"], plan["profile_seconds"]
+            ),
+        }
     finally:
         if pool is not None:
             pool.close()
@@ -138,7 +144,8 @@ def main(argv=None):
     results["seconds"] = round(time.monotonic() - began)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "profile.md").write_text(profile_text)
+    for name, text in profiles.items():
+        (args.out / name).write_text(text)
     report.write(results, args.out)
     print(f"==> Done in {results['seconds']} s: {args.out / 'results.md'}")
 
