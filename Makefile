@@ -50,7 +50,7 @@ test: $(STAMP) system-packages ## Run every test (unit, integration, end-to-end 
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
 
-bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~15 min)
+bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
 	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
 
