@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=REPO_DIR / "docs" / "benchmarks")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    # A SIGTERM (timeout, Ctrl-C of make, a CI stop) unwinds like an error, so the
+    # `finally` below stops every stack and server this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("make bench: terminated"))
     began = time.monotonic()
     results = {"machine": machine(), "plan": plan}
     print(f"==> Machine: {results['machine']}", flush=True)
