@@ -16,7 +16,7 @@ DAPHNE_INSTANCES ?= 2
 TEST_PACKAGES := chromium openssl systemd-analyze:systemd debootstrap \
 	systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,10 @@ demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and
 
 screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, from the browser tests)
 	@SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PYTHON) -m pytest -c tests/pytest.ini tests/e2e/test_browser.py -k screenshot
+
+bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
+	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

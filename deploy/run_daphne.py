@@ -13,20 +13,45 @@ adopt the listening socket systemd passes in (socket activation, ``daphne@.socke
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import sys
 import time
 from pathlib import Path
 
-# Importing daphne.server installs Twisted's asyncio reactor: it must come first.
-import daphne.server
-from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
-from autobahn.websocket.types import ConnectionDeny
-from daphne.cli import CommandLineInterface
-from daphne.http_protocol import WebRequest
-from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import defer, reactor, task
+
+def choose_event_loop(name):
+    """Make asyncio's next new loop a uvloop one (DAPHNE_EVENT_LOOP=uvloop, the default).
+
+    daphne.server creates its loop with asyncio.new_event_loop() when it is first
+    imported, and Twisted's asyncio reactor only asks that loop for fd readiness, timers
+    and callbacks, all of which uvloop implements; the consumers, the channel layer's
+    queues and every await then run on libuv. Public API only: an event loop policy set
+    before the import. ``asyncio`` (or uvloop not installed) keeps the stock loop.
+    """
+    if name not in ("uvloop", "asyncio"):
+        sys.exit(f"run_daphne: DAPHNE_EVENT_LOOP must be uvloop or asyncio, got {name!r}")
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+if __name__ == "__main__":  # not when tests import this module for its constants
+    choose_event_loop(os.environ.get("DAPHNE_EVENT_LOOP") or "uvloop")
+
+# Importing daphne.server installs Twisted's asyncio reactor: it must come after the
+# event loop policy and before anything else that imports Twisted.
+import daphne.server  # noqa: E402
+from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol  # noqa: E402
+from autobahn.websocket.types import ConnectionDeny  # noqa: E402
+from daphne.cli import CommandLineInterface  # noqa: E402
+from daphne.http_protocol import WebRequest  # noqa: E402
+from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
+from twisted.internet import defer, reactor, task  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))
@@ -64,6 +89,27 @@ DAPHNE_FLAGS = [
 SHUTDOWN_GRACE_SECONDS = 5
 
 
+# Python's cyclic garbage collector runs a young collection every 700 net allocations and,
+# now and then, a full one over every live object. A fan-out allocates a dozen objects per
+# member (futures, tasks, frames), so a message to a 2,000-member room triggered dozens
+# of collections, and the full ones walk every object of every open socket: the profile
+# showed the time inside asyncio's allocation sites. With the threshold raised, young
+# collections run once per several messages; freezing moves everything loaded at start
+# (Django, the app) out of every collection for good. Memory is freed by reference
+# counting as before: only garbage cycles wait a little longer.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector(mode):
+    """DAPHNE_GC: ``tuned`` (the default) or ``stock`` (Python's own thresholds)."""
+    if mode not in ("tuned", "stock"):
+        sys.exit(f"run_daphne: DAPHNE_GC must be tuned or stock, got {mode!r}")
+    if mode == "tuned":
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+
+
 class ServerWebSocketProtocol(WebSocketProtocol):
     """daphne's protocol, able to send every close code RFC 6455 lets a server send.
 
@@ -84,6 +130,7 @@ class GracefulServer(daphne.server.Server):
     def run(self):
         self.ports = []
         reactor.callWhenRunning(self.use_server_protocol)
+        tune_garbage_collector(os.environ.get("DAPHNE_GC") or "tuned")
         super().run()
 
     def use_server_protocol(self):
@@ -180,19 +227,27 @@ def clear_stale_unix_socket(path):
         probe.close()
 
 
+# Connections waiting to be accepted. Twisted's default is 50: a burst of handshakes (a
+# deploy, a reconnect wave after a restart) overflows it, and nginx gets EAGAIN from a
+# full unix socket at once (it does not wait as for TCP), answering 502. The kernel caps
+# it at net.core.somaxconn (4096 on current kernels).
+LISTEN_BACKLOG = 1024
+
+
 def endpoint(bind):
     """Translate --bind into a Twisted endpoint description for daphne's -e."""
     kind, _, rest = bind.partition(":")
     if kind == "unix" and rest:
         clear_stale_unix_socket(rest)
         # lockfile=0: staleness is handled above; Twisted's lock file is what goes stale.
-        return f"unix:{rest}:mode=660:lockfile=0"
+        return f"unix:{rest}:mode=660:lockfile=0:backlog={LISTEN_BACKLOG}"
     if kind == "tcp" and rest.count(":") == 1:
         host, port = rest.split(":")
-        return f"tcp:port={int(port)}:interface={host}"
+        return f"tcp:port={int(port)}:interface={host}:backlog={LISTEN_BACKLOG}"
     if bind == "systemd":
-        # The one socket systemd passed (LISTEN_FDS=1). systemd owns it, so it outlives a
-        # daphne restart: connections wait in its backlog instead of being refused.
+        # The one socket systemd passed (LISTEN_FDS=1; its backlog is the socket unit's).
+        # systemd owns it, so it outlives a daphne restart: connections wait in its backlog
+        # instead of being refused.
         return "systemd:domain=UNIX:index=0"
     sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or systemd, got {bind!r}")
 
@@ -206,6 +261,8 @@ def main(argv=None):
     load_environment()
     os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
 
+    loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
+    print(f"run_daphne: {args.bind}, event loop: {loop}", file=sys.stderr, flush=True)
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
     cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"])

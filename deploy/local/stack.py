@@ -128,16 +128,51 @@ def write_configs(stack):
     for directory in (stack.run_dir / "nginx", stack.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     nginx = find_program("nginx")
+    write_nginx_conf(
+        stack, [stack.run_dir / f"daphne-{n}.sock" for n in range(1, stack.daphne_instances + 1)]
+    )
+    render(
+        "supervisord.conf.template",
+        stack.supervisor_conf,
+        run_dir=stack.run_dir,
+        log_dir=stack.log_dir,
+        repo_dir=REPO_DIR,
+        worker_rlimit_nofile=NGINX_LIMITS["worker_rlimit_nofile"],
+        venv_bin=VENV_BIN,
+        nginx_command=" ".join(nginx_command(stack, nginx)),
+        redis_server=find_program("redis-server") if stack.own_redis else "redis-server",
+        own_redis=str(stack.own_redis).lower(),
+        daphne_instances=stack.daphne_instances,
+    )
+
+
+# Each proxied websocket holds two nginx connections (client side and daphne side), and a
+# worker gets at most worker_rlimit_nofile file descriptors: 20,000 is a common hard limit
+# per process, which nginx cannot raise unless it starts as root. A worker keeps half of
+# them for connections (the rest for the files it serves; gixy asks for that margin), so
+# six workers of 10,000 connections hold 30,000 sockets; `reuseport` in
+# nginx.conf.template spreads new connections evenly over them, so no worker reaches its
+# cap while others idle. Idle workers cost a few megabytes and no CPU, so six is right on
+# two cores too.
+NGINX_LIMITS = {
+    "worker_processes": max(6, os.cpu_count() or 1),
+    "worker_connections": 10000,
+    "worker_rlimit_nofile": 20000,
+}
+
+
+def write_nginx_conf(stack, ws_sockets):
+    """nginx.conf in the run dir, sending /ws/ to the unix sockets ``ws_sockets``."""
     # Run as root, nginx would switch its workers to `nobody`, which cannot open the
     # stack's sockets (mode 660); keep them as the invoking user, as for everyone else.
     user = "user root root;" if os.geteuid() == 0 else ""
-    # Files per worker: a connection each, plus the files it serves (gixy asks for twice).
-    limits = {"worker_connections": 10000, "worker_rlimit_nofile": 20000}
-    common = {"run_dir": stack.run_dir, "log_dir": stack.log_dir, "repo_dir": REPO_DIR, **limits}
     render(
         "nginx.conf.template",
         stack.run_dir / "nginx.conf",
-        **common,
+        **NGINX_LIMITS,
+        run_dir=stack.run_dir,
+        log_dir=stack.log_dir,
+        repo_dir=REPO_DIR,
         user_directive=user,
         nginx_conf_dir="/etc/nginx",
         public_address=stack.address,
@@ -149,21 +184,16 @@ def write_configs(stack):
         # per fail_timeout, and if the others restart too, clients get 502 "no live
         # upstreams". A daphne that is down costs one failed connect (a unix socket:
         # microseconds) before nginx tries the next one.
-        daphne_servers="\n".join(
-            f"        server unix:{stack.run_dir}/daphne-{n}.sock max_fails=0;"
-            for n in range(1, stack.daphne_instances + 1)
-        ),
+        daphne_servers="\n".join(f"        server unix:{path} max_fails=0;" for path in ws_sockets),
     )
-    render(
-        "supervisord.conf.template",
-        stack.supervisor_conf,
-        **common,
-        venv_bin=VENV_BIN,
-        nginx=nginx,
-        redis_server=find_program("redis-server") if stack.own_redis else "redis-server",
-        own_redis=str(stack.own_redis).lower(),
-        daphne_instances=stack.daphne_instances,
-    )
+
+
+def nginx_command(stack, nginx):
+    """nginx in the foreground on the run dir's config (supervisord runs exactly this)."""
+    return [
+        nginx, "-p", f"{stack.run_dir}/nginx", "-c", f"{stack.run_dir}/nginx.conf",
+        "-e", f"{stack.log_dir}/nginx-error.log",
+    ]  # fmt: skip
 
 
 def manage(stack, *args):

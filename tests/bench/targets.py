@@ -1,0 +1,184 @@
+"""What the benchmark measures, each behind the same nginx configuration.
+
+- ``tuned``: the stack `make up` ships (deploy/local/stack.py via the tests' LocalStack).
+- ``article``: the article's default: one daphne, channels_redis' RedisChannelLayer.
+- ``floor``: a bare `websockets` broadcast server (floor.py), behind an nginx rendered
+  from the same template by the same function as the stack's.
+
+Each target answers the same questions: where members connect, what raw HTTP request
+triggers a push to them, and which processes are its websocket tier and its nginx.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from e2e.localstack import REPO_DIR, LocalStack, free_port
+
+BENCH_USER = "bench"
+START_TIMEOUT = 60
+
+
+def stack_module():
+    spec = importlib.util.spec_from_file_location("stack", REPO_DIR / "deploy/local/stack.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def children(pid):
+    """Direct child pids of ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def http_request(method, path, port, body=b"", headers=()):
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class StackTarget:
+    """The project's own stack with some settings: tuned (shipped defaults) or article."""
+
+    def __init__(self, name, description, data_dir, **settings):
+        self.name = name
+        self.description = description
+        self.port = free_port()
+        self.stack = LocalStack(data_dir, self.port, **settings)
+        self.token = None
+
+    def start(self):
+        self.stack.up()
+        self.token = self.stack.issue_token(BENCH_USER)
+
+    def stop(self):
+        self.stack.down()
+
+    def chat_path(self, room):
+        return f"/ws/chat/{room}/"
+
+    def push_path(self):
+        return f"/ws/notifications/?token={self.token}"
+
+    def handshake_path(self):
+        return "/ws/echo/"
+
+    def push_request(self, text):
+        body = json.dumps({"text": text}).encode()
+        headers = [("Authorization", f"Bearer {self.token}"), ("Content-Type", "application/json")]
+        return http_request("POST", "/api/notifications/", self.port, body, headers)
+
+    def http_path(self):
+        return "/healthz"
+
+    def ws_tier_pids(self):
+        return [
+            pid for name, (_, pid) in self.stack.programs().items() if name.startswith("daphne")
+        ]
+
+    def nginx_pids(self):
+        return children(self.stack.pid("nginx"))
+
+
+class FloorTarget:
+    """floor.py on a unix socket behind the stack's nginx template."""
+
+    name = "floor"
+    description = "bare `websockets` broadcast server, one process"
+
+    def __init__(self, data_dir):
+        self.port = free_port()
+        self.data_dir = Path(data_dir)
+        self.module = stack_module()
+        self.config = self.module.Stack(
+            data_dir=self.data_dir,
+            run_dir=self.data_dir / "run",
+            log_dir=self.data_dir / "log",
+            static_root=self.data_dir / "public" / "static",
+            port=self.port,
+            daphne_instances=1,
+            own_redis=False,
+        )
+        self.socket = self.config.run_dir / "floor.sock"
+        self.processes = []
+
+    def start(self):
+        for directory in (self.config.run_dir / "nginx", self.config.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.config.static_root.mkdir(parents=True, exist_ok=True)
+        (self.config.static_root / "bench.txt").write_text("ok\n")
+        self.module.write_nginx_conf(self.config, [self.socket])
+        log = open(self.config.log_dir / "floor.log", "wb")  # noqa: SIM115 - outlives start()
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("floor.py")), str(self.socket)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        nginx = self.module.find_program("nginx")
+        self.processes.append(subprocess.Popen(self.module.nginx_command(self.config, nginx)))
+        self.wait_ready()
+
+    def wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/static/bench.txt"):
+                    pass
+                if self.socket.exists():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                self.stop()
+                raise RuntimeError(f"floor did not start; see {self.config.log_dir}")
+            time.sleep(0.1)
+
+    def stop(self):
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes = []
+
+    def chat_path(self, room):
+        return f"/ws/chat/{room}/"
+
+    def push_path(self):
+        return "/ws/notifications/"
+
+    def handshake_path(self):
+        return "/ws/echo/"
+
+    def push_request(self, text):
+        query = urllib.parse.urlencode({"text": text})
+        return http_request("GET", f"/ws/publish/notifications/?{query}", self.port)
+
+    def http_path(self):
+        return "/static/bench.txt"
+
+    def ws_tier_pids(self):
+        return [self.processes[0].pid]
+
+    def nginx_pids(self):
+        return children(self.processes[1].pid)
