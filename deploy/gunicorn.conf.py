@@ -35,3 +35,11 @@ accesslog = "-"
 # %(U)s is the path without the query string: tokens must never reach a log.
 access_log_format = '%({x-forwarded-for}i)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    """Each sync worker sends to the channel layer through one event loop of its own,
+    rather than a new loop and Redis connection per push (realtime/broadcast.py)."""
+    from realtime.broadcast import use_a_layer_loop
+
+    use_a_layer_loop()

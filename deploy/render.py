@@ -95,7 +95,6 @@ def production_env(values):
         "CSRF_TRUSTED_ORIGINS": f"https://{values['DOMAIN']}",
         "DATA_DIR": values["DATA_DIR"],
         "REDIS_URL": values["REDIS_URL"],
-        "CONN_MAX_AGE": "60",
         "NOTIFICATIONS_TO_OTHERS": "false",
     }
     lines = []

@@ -1,13 +1,57 @@
 """Pushing events from synchronous code (views, signals) to websocket groups."""
 
+import asyncio
+import os
+import threading
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+# Longer than the channel layer's own retries (realtime.redis_hosts): it fails first.
+SEND_TIMEOUT = 10
+
+
+class LayerLoop:
+    """One event loop per process, in a daemon thread, for the channel layer's sends.
+
+    async_to_sync starts a new event loop for every call made outside an async server, and
+    the layer opens a Redis connection per loop: a new connection for every push from a
+    gunicorn worker. One loop keeps one connection. A forked child starts its own.
+    """
+
+    def __init__(self):
+        self.loop = None
+        self.pid = None
+        self.lock = threading.Lock()
+
+    def run(self, coroutine):
+        with self.lock:
+            if self.pid != os.getpid():
+                self.loop = asyncio.new_event_loop()
+                self.pid = os.getpid()
+                threading.Thread(
+                    target=self.loop.run_forever, name="channel-layer", daemon=True
+                ).start()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(SEND_TIMEOUT)
+
+
+# Set by gunicorn's workers (deploy/gunicorn.conf.py). daphne's threads keep
+# async_to_sync, which sends on daphne's own loop and its connection.
+layer_loop = None
+
+
+def use_a_layer_loop():
+    global layer_loop
+    layer_loop = LayerLoop()
+
 
 def broadcast(group, event):
     """Send ``event`` to every socket in ``group``, in whichever daphne process it is held."""
-    async_to_sync(get_channel_layer().group_send)(group, event)
+    if layer_loop is None:
+        async_to_sync(get_channel_layer().group_send)(group, event)
+    else:
+        layer_loop.run(get_channel_layer().group_send(group, event))
 
 
 def broadcast_on_commit(group, event):

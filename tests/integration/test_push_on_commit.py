@@ -118,3 +118,23 @@ async def test_chat_message_saved_anywhere_reaches_the_room(listen):
     )
     event = await next_event()
     assert (event["type"], event["id"]) == ("chat.message", message.id)
+
+
+async def test_a_gunicorn_worker_pushes_through_one_loop_of_its_own(listen):
+    """What deploy/gunicorn.conf.py turns on: every push of the process, from any thread,
+    goes through the same event loop (and so the same Redis connection)."""
+    from realtime import broadcast
+
+    user = await create_user()
+    next_event = await listen(user_group(user.id))
+    broadcast.use_a_layer_loop()
+    try:
+        first = await notify(user, "one", commit=True)
+        loop = broadcast.layer_loop.loop
+        second = await notify(user, "two", commit=True)
+        assert broadcast.layer_loop.loop is loop and loop.is_running()
+        for notification in (first, second):
+            assert f'"id":{notification.id}' in (await next_event())["text"]
+    finally:
+        broadcast.layer_loop.loop.call_soon_threadsafe(broadcast.layer_loop.loop.stop)
+        broadcast.layer_loop = None

@@ -107,7 +107,7 @@ def _database_from_env():
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
-    database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     return database
 
 
