@@ -110,6 +110,7 @@ class FloorTarget:
             run_dir=self.data_dir / "run",
             log_dir=self.data_dir / "log",
             static_root=self.data_dir / "public" / "static",
+            address="127.0.0.1",
             port=self.port,
             daphne_instances=1,
             own_redis=False,
