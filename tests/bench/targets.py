@@ -9,7 +9,6 @@ Each target answers the same questions: where members connect, what raw HTTP req
 triggers a push to them, and which processes are its websocket tier and its nginx.
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,17 +17,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from e2e.localstack import REPO_DIR, LocalStack, free_port
+from e2e.localstack import LocalStack, deploy_module, free_port
 
 BENCH_USER = "bench"
 START_TIMEOUT = 60
 
 
 def stack_module():
-    spec = importlib.util.spec_from_file_location("stack", REPO_DIR / "deploy/local/stack.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return deploy_module("local/stack")
 
 
 def children(pid):

@@ -1,7 +1,6 @@
 """The production nginx site: nginx accepts it, and gixy finds no medium or high issue in
 any nginx file the project ships."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from deploykit.kit import REPO_DIR, site_for_this_machine
+from e2e.localstack import deploy_module
 
 NGINX_DIR = REPO_DIR / "deploy" / "nginx"
 
@@ -53,9 +53,7 @@ def test_nginx_accepts_the_site_file(debian_main_conf, tmp_path):
 
 def local_stack_conf(tmp_path):
     """The nginx.conf `make up` writes, rendered by deploy/local/stack.py itself."""
-    spec = importlib.util.spec_from_file_location("stack", REPO_DIR / "deploy/local/stack.py")
-    stack_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stack_module)
+    stack_module = deploy_module("local/stack")
     data = tmp_path / "local"
     stack = stack_module.Stack(
         data_dir=data, run_dir=data / "run", log_dir=data / "log",

@@ -1,12 +1,12 @@
 """The systemd units: systemd accepts them together, and every service is sandboxed to an
 exposure of 2.0 or better."""
 
-import importlib.util
 import re
 import subprocess
 
 import pytest
-from deploykit.kit import REPO_DIR, SERVICES, site_for_this_machine
+from deploykit.kit import SERVICES, site_for_this_machine
+from e2e.localstack import deploy_module
 
 UNITS = [
     "gunicorn.socket", "gunicorn.service", "daphne@1.socket", "daphne@1.service",
@@ -40,20 +40,13 @@ def test_every_service_is_hardened(unit_dir, service):
     assert float(level.group(1)) <= EXPOSURE_BAR, result.stdout
 
 
-def load(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def stop_timeout(unit_dir, service):
     return int(re.search(r"^TimeoutStopSec=(\d+)$", (unit_dir / service).read_text(), re.M)[1])
 
 
 def test_systemd_waits_longer_than_each_server_takes_to_stop(unit_dir):
     """Otherwise systemd kills gunicorn mid-request, or daphne before its 1012 closes."""
-    gunicorn = load(REPO_DIR / "deploy/gunicorn.conf.py")
+    gunicorn = deploy_module("gunicorn.conf")
     assert stop_timeout(unit_dir, "gunicorn.service") > gunicorn.graceful_timeout
-    daphne = load(REPO_DIR / "deploy/run_daphne.py")
+    daphne = deploy_module("run_daphne")
     assert stop_timeout(unit_dir, "daphne@.service") > daphne.SHUTDOWN_GRACE_SECONDS

@@ -25,12 +25,19 @@ UP_TIMEOUT = 180
 TIMEOUT = 10
 
 
-def run_daphne():
-    """deploy/run_daphne.py as a module: daphne's flags and limits live there."""
-    spec = importlib.util.spec_from_file_location("run_daphne", REPO_DIR / "deploy/run_daphne.py")
+def deploy_module(name):
+    """A script of deploy/ (run_daphne, local/stack, ...) as a module: the servers' flags,
+    limits and config writers live there, and the tests read them rather than copy them."""
+    path = REPO_DIR / "deploy" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_daphne():
+    """deploy/run_daphne.py as a module: daphne's flags and limits live there."""
+    return deploy_module("run_daphne")
 
 
 def free_port():
