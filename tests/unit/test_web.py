@@ -4,8 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import authenticate
-from django.core.management import call_command
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from chat.models import ChatMessage
@@ -61,3 +61,10 @@ def test_demo_data_is_idempotent(capsys):
     for name in ("alice", "bob"):
         assert authenticate(username=name, password="demo-password") is not None
     assert ChatMessage.objects.filter(room="lobby").count() == 1
+
+
+def test_demo_data_refuses_outside_the_local_settings(settings):
+    settings.DEMO_USERS_ALLOWED = False  # as in production
+    with pytest.raises(CommandError, match="local settings only"):
+        call_command("demo_data")
+    assert not get_user_model().objects.filter(username="alice").exists()

@@ -193,6 +193,10 @@ WEBSOCKET_MAX_MESSAGE_LENGTH = 48 * 1024
 
 # Chat: anonymous users chat as "anon" unless login is required.
 CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=False)
+
+# `manage.py demo_data` (users with a published password) runs only where this is on:
+# the local settings, never production.
+DEMO_USERS_ALLOWED = False
 CHAT_HISTORY_LENGTH = 50
 CHAT_MESSAGE_MAX_LENGTH = 4000
 

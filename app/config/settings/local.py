@@ -18,3 +18,5 @@ CSRF_TRUSTED_ORIGINS = env.list(
 # The demo page lets alice notify bob (POST /api/notifications/ with "to"); production
 # settings refuse it unless a site turns it on.
 NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=True)
+
+DEMO_USERS_ALLOWED = True

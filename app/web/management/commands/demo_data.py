@@ -1,5 +1,6 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from chat.models import ChatMessage
 from chat.services import post_message
@@ -13,6 +14,8 @@ class Command(BaseCommand):
     help = "Create the demo users alice and bob (and a first message in 'lobby'). Idempotent."
 
     def handle(self, *args, **options):
+        if not settings.DEMO_USERS_ALLOWED:
+            raise CommandError("demo users have a published password: local settings only")
         User = get_user_model()
         users = []
         for username in DEMO_USERS:
