@@ -340,8 +340,8 @@ def start(stack):
         raise StackError(f"supervisord did not start; see {stack.log_dir}/supervisord.log")
 
 
-def process_tree(pids):
-    """The pids and all their descendants (gunicorn workers, nginx workers)."""
+def child_pids():
+    """Every process's direct children, from /proc: {parent pid: [child pids]}."""
     children = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -349,6 +349,17 @@ def process_tree(pids):
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def children(pid):
+    """The direct children of ``pid`` (gunicorn's workers, nginx's)."""
+    return child_pids().get(pid, [])
+
+
+def process_tree(pids):
+    """The pids and all their descendants (gunicorn workers, nginx workers)."""
+    children = child_pids()
     tree, todo = set(), list(pids)
     while todo:
         pid = todo.pop()

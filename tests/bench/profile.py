@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import measure
-from bench.targets import children
+from e2e.localstack import children
 
 TOP = 25
 RATE = 250  # samples a second

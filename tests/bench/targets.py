@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from e2e.localstack import LocalStack, deploy_module, free_port
+from e2e.localstack import LocalStack, children, deploy_module, free_port
 
 BENCH_USER = "bench"
 START_TIMEOUT = 60
@@ -25,19 +25,6 @@ START_TIMEOUT = 60
 
 def stack_module():
     return deploy_module("local/stack")
-
-
-def children(pid):
-    """Direct child pids of ``pid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def http_request(method, path, port, body=b"", headers=()):

@@ -40,6 +40,11 @@ def run_daphne():
     return deploy_module("run_daphne")
 
 
+def children(pid):
+    """The direct children of ``pid`` (gunicorn's workers, nginx's), as stack.py sees them."""
+    return deploy_module("local/stack").children(pid)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

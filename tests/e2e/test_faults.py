@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 from e2e.conftest import receive_json, receive_until
-from e2e.localstack import LocalStack, free_port
+from e2e.localstack import LocalStack, children, free_port
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 REAUTH_INTERVAL = 1
@@ -264,22 +264,6 @@ async def test_kill_9_gunicorn_sockets_keep_working_and_http_comes_back(
             assert (await receive_json(ws))["id"] == body["id"]
     print(f"kill -9 gunicorn: HTTP back after {back_after:.2f} s")
     assert back_after < 30, f"HTTP took {back_after:.1f} s to come back"
-
-
-def children(pid):
-    return [
-        int(task.name)
-        for task in os.scandir("/proc")
-        if task.name.isdigit() and parent_of(task.name) == pid
-    ]
-
-
-def parent_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 async def test_redis_down_then_back_without_restarting_the_app(stack, restore, issue_token):
