@@ -12,12 +12,12 @@ triggers a push to them, and which processes are its websocket tier and its ngin
 import json
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from e2e.localstack import LocalStack, children, deploy_module, free_port
+from polling import wait_until
 
 BENCH_USER = "bench"
 START_TIMEOUT = 60
@@ -120,19 +120,17 @@ class FloorTarget:
         self.wait_ready()
 
     def wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/static/bench.txt"):
-                    pass
-                if self.socket.exists():
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.stop()
-                raise RuntimeError(f"floor did not start; see {self.config.log_dir}")
-            time.sleep(0.1)
+        def serving():
+            if any(process.poll() is not None for process in self.processes):
+                raise RuntimeError(f"floor exited; see {self.config.log_dir}")
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/static/bench.txt"):
+                return self.socket.exists()
+
+        try:
+            wait_until(serving, "the floor to serve", START_TIMEOUT, retry_on=OSError)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self):
         for process in reversed(self.processes):

@@ -8,13 +8,13 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from xmlrpc.client import ServerProxy
 
+from polling import wait_until
 from supervisor.xmlrpc import SupervisorTransport
 from websockets.asyncio.client import connect, unix_connect
 
@@ -129,13 +129,12 @@ class LocalStack:
         For a daphne, also until it accepts connections: supervisord says RUNNING after
         `startsecs`, which a busy machine can outlast while daphne loads Django.
         """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def running_pid():
             state, pid = self.programs()[name]
-            if state == "RUNNING" and pid and pid != old_pid and self.accepting(name):
-                return pid
-            time.sleep(0.1)
-        raise TimeoutError(f"{name} not running again within {timeout}s: {self.programs()}")
+            return state == "RUNNING" and pid != old_pid and self.accepting(name) and pid
+
+        return wait_until(running_pid, f"{name} to run again", timeout)
 
     def restore(self, names=None):
         """Start again whatever a test stopped (of ``names``, default all), and wait for it."""

@@ -16,6 +16,7 @@ import uuid
 import pytest
 from e2e.conftest import receive_json, receive_until
 from e2e.localstack import LocalStack, children, free_port
+from polling import wait_until_async
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 REAUTH_INTERVAL = 1
@@ -73,19 +74,12 @@ async def close_frame(ws, timeout=15):
         return closed.rcvd
 
 
-async def until(condition, what, timeout=RECOVERY_TIMEOUT):
-    """Poll ``condition`` (an async callable) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = await condition()
-        except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout} s")
-        await asyncio.sleep(0.1)
+async def until(probe, what):
+    """Poll ``probe`` (async) until it works again; a connection error means "not yet"."""
+    return await wait_until_async(
+        probe, what, RECOVERY_TIMEOUT,
+        retry_on=(OSError, ConnectionClosed, InvalidHandshake, TimeoutError),
+    )  # fmt: skip
 
 
 class Poster:

@@ -9,10 +9,10 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+from polling import wait_until
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_DIR / "deploy" / "multihost"
@@ -28,20 +28,6 @@ def redis_server():
     if path is None:
         raise RuntimeError("redis-server is not installed; run `make test`, which installs it")
     return path
-
-
-def wait_until(predicate, timeout, what):
-    """Poll ``predicate`` until it returns something truthy; that value, or TimeoutError."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except redis.RedisError as error:
-            last_error = error
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} within {timeout}s (last error: {last_error!r})")
 
 
 class RedisTier:
@@ -126,7 +112,7 @@ class RedisTier:
             info = self.client(self.replica).info("replication")
             return info["role"] == "slave" and info["master_link_status"] == "up"
 
-        wait_until(in_sync, START_TIMEOUT, "the replica did not sync")
+        wait_until(in_sync, "the replica to sync", START_TIMEOUT, retry_on=redis.RedisError)
         others = len(self.sentinel_hosts) - 1
         for host in self.sentinel_hosts:
 
@@ -134,7 +120,8 @@ class RedisTier:
                 master = self.sentinel_client(host).sentinel_master(MASTER_NAME)
                 return master["num-other-sentinels"] == others and master["num-slaves"] == 1
 
-            wait_until(knows_everyone, START_TIMEOUT, f"Sentinel on {host.name} not ready")
+            what = f"the Sentinel on {host.name}"
+            wait_until(knows_everyone, what, START_TIMEOUT, retry_on=redis.RedisError)
 
     def current_primary(self):
         """The primary's address as every Sentinel reports it (None while they disagree)."""
@@ -157,7 +144,9 @@ class RedisTier:
                 and self.client(self.replica).info("replication")["role"] == "master"
             )
 
-        wait_until(promoted, timeout, "the replica was not promoted")
+        wait_until(
+            promoted, "the replica's promotion", timeout, retry_on=redis.RedisError, interval=0.05
+        )
 
     def stop(self):
         for process in self.processes.values():

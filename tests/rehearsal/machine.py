@@ -12,8 +12,9 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
+
+from polling import wait_until
 
 CACHE_DIR = Path(os.environ.get("REHEARSAL_CACHE", "/var/cache/realtime-django-rehearsal"))
 SUITE = "bookworm"
@@ -99,10 +100,10 @@ class Machine:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        self.init_pid = self._wait(self._find_init, "systemd to start")
+        self.init_pid = wait_until(self._find_init, "systemd to start", BOOT_TIMEOUT)
         # Until systemd's own socket exists, systemctl says "offline" (or nothing); then
         # --wait waits out the boot.
-        state = self._wait(self._boot_state, "the boot to finish")
+        state = wait_until(self._boot_state, "the boot to finish", BOOT_TIMEOUT)
         if state not in ("running", "degraded"):
             raise MachineError(f"boot ended in {state!r}; see {self.log}")
 
@@ -118,15 +119,6 @@ class Machine:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
                 return int(pid)
         return None
-
-    def _wait(self, probe, what, timeout=BOOT_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = probe()
-            if result:
-                return result
-            time.sleep(0.1)
-        raise MachineError(f"timed out after {timeout} s waiting for {what}")
 
     def run(self, command, check=True, timeout=300, user=None):
         """Run a shell command inside the machine, as root (or ``user``)."""
