@@ -2,7 +2,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from realtime import close_codes
-from realtime.consumers import JsonTextConsumer
+from realtime.consumers import StoredEventConsumer
 
 from .events import is_valid_room_name, room_group
 from .services import (
@@ -14,14 +14,12 @@ from .services import (
 )
 
 
-class ChatConsumer(JsonTextConsumer):
+class ChatConsumer(StoredEventConsumer):
     """``/ws/chat/<room>/``: post ``{"message": "..."}``, receive every message of the room.
 
     On connect the client first gets the room's last 50 messages, or with
     ``?since=<id>`` every message after that id (a reconnecting client's resume).
     """
-
-    backlog_ids = frozenset()
 
     async def connect(self):
         room = self.scope["url_route"]["kwargs"]["room"]
@@ -47,13 +45,15 @@ class ChatConsumer(JsonTextConsumer):
         if since is None:
             payloads = await database_sync_to_async(recent_history)(self.room)
         else:
-            payloads = []
-            while page := await database_sync_to_async(messages_after)(self.room, since):
-                payloads += page
-                since = page[-1]["id"]
-        for payload in payloads:
-            await self.send_json(payload)
-        self.backlog_ids = frozenset(payload["id"] for payload in payloads)
+            payloads = await database_sync_to_async(self.stored_after)(since)
+        await self.send_stored(payloads)
+
+    def stored_after(self, since):
+        payloads = []
+        while page := messages_after(self.room, since):
+            payloads += page
+            since = page[-1]["id"]
+        return payloads
 
     async def receive_json(self, content):
         try:
@@ -64,5 +64,4 @@ class ChatConsumer(JsonTextConsumer):
         await database_sync_to_async(post_message)(self.room, self.scope["user"], text)
 
     async def chat_message(self, event):
-        if event["id"] not in self.backlog_ids:
-            await self.forward_event(event)
+        await self.relay_event(event)

@@ -1,13 +1,13 @@
 from channels.db import database_sync_to_async
 
 from realtime import close_codes
-from realtime.consumers import JsonTextConsumer
+from realtime.consumers import StoredEventConsumer
 
 from .events import user_group
-from .services import notifications_after
+from .services import latest_notification_id, notifications_after
 
 
-class NotificationConsumer(JsonTextConsumer):
+class NotificationConsumer(StoredEventConsumer):
     """``/ws/notifications/``: a signed-in user's notifications, pushed as they are created.
 
     With ``?since=<id>`` the socket first gets the notifications created after that id
@@ -16,8 +16,6 @@ class NotificationConsumer(JsonTextConsumer):
     Anonymous clients are accepted and then closed with 4401, so a browser can tell
     "sign in" apart from a network failure (a refused handshake shows only as 1006).
     """
-
-    backlog_ids = frozenset()
 
     async def connect(self):
         user = self.scope["user"]
@@ -30,12 +28,13 @@ class NotificationConsumer(JsonTextConsumer):
         # Join before reading the backlog, as ChatConsumer does: nothing falls in between.
         await self.join_group(user_group(user.id))
         await self.accept()
-        if since is not None:
-            backlog = await database_sync_to_async(notifications_after)(user.id, since)
-            for payload in backlog:
-                await self.send_json(payload)
-            self.backlog_ids = frozenset(payload["id"] for payload in backlog)
+        if since is None:  # only new ones; after an outage, catch up from the newest now
+            self.last_sent_id = await database_sync_to_async(latest_notification_id)(user.id)
+        else:
+            await self.send_stored(await database_sync_to_async(self.stored_after)(since))
+
+    def stored_after(self, since):
+        return notifications_after(self.scope["user"].id, since)
 
     async def notification(self, event):
-        if event["id"] not in self.backlog_ids:
-            await self.forward_event(event)
+        await self.relay_event(event)

@@ -5,11 +5,12 @@ import logging
 from time import monotonic
 
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from . import close_codes, reauth
+from . import catch_up, close_codes, reauth
 from .limits import MessageRate, socket_caps
 from .scope import parse_message_id, query_param
 
@@ -235,6 +236,75 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
 
     async def forward_event(self, event):
         await self.send(text_data=event["text"])
+
+
+class StoredEventConsumer(JsonTextConsumer):
+    """A socket whose events are stored rows with increasing ids (chat messages,
+    notifications): it knows what it sent by id, so it can be sent what it missed.
+
+    Rows read from the database (a backlog, a resume, a catch-up) go out through
+    ``send_stored``; live group events through ``relay_event``, which drops a copy of a
+    row already sent. Subclasses implement ``stored_after(since)``: the client payloads
+    stored after id ``since``, oldest first (synchronous; run in the database thread).
+    When the channel layer's subscription comes back after an outage, ``realtime.catch_up``
+    calls ``hold_live_events`` and then ``catch_up``.
+    """
+
+    last_sent_id = 0  # the newest id sent; a catch-up reads what was stored after it
+    stored_ids = frozenset()  # ids sent from the database: a live copy of one is dropped
+    held_events = None  # during a catch-up: live events that arrived meanwhile, in order
+    catch_up_after = 0
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            catch_up.forget(self)
+
+    async def websocket_connect(self, message):
+        await super().websocket_connect(message)
+        if self.accepted and not self.closing:  # after the backlog: a catch-up follows it
+            catch_up.follow(self)
+
+    async def send_stored(self, payloads):
+        for payload in payloads:
+            await self.send_json(payload)
+        if payloads:
+            self.stored_ids |= {payload["id"] for payload in payloads}
+            self.last_sent_id = max(self.last_sent_id, payloads[-1]["id"])
+
+    async def relay_event(self, event):
+        if self.held_events is not None:
+            self.held_events.append(event)
+        else:
+            await self._send_live(event)
+
+    async def _send_live(self, event):
+        if event["id"] not in self.stored_ids:
+            await self.forward_event(event)
+            self.last_sent_id = max(self.last_sent_id, event["id"])
+
+    def stored_after(self, since):
+        raise NotImplementedError
+
+    def hold_live_events(self):
+        """Start a catch-up: from now on live events wait. False if none is needed now."""
+        if self.held_events is not None or self.closing or self.disconnected:
+            return False
+        self.held_events, self.catch_up_after = [], self.last_sent_id
+        return True
+
+    async def catch_up(self):
+        """Send what was stored since the last id sent before the outage, then what was held."""
+        try:
+            if not (self.closing or self.disconnected):
+                missed = await database_sync_to_async(self.stored_after)(self.catch_up_after)
+                await self.send_stored([p for p in missed if p["id"] not in self.stored_ids])
+        finally:  # even if the read failed, live events flow again: first the held ones
+            # (events arriving meanwhile still queue behind them), then the hold ends.
+            while self.held_events and not (self.closing or self.disconnected):
+                await self._send_live(self.held_events.pop(0))
+            self.held_events = None
 
 
 class EchoConsumer(JsonTextConsumer):

@@ -22,6 +22,8 @@ from redis.asyncio.retry import Retry  # the layer is asyncio: its connections a
 from redis.backoff import ExponentialBackoff
 from redis.sentinel import Sentinel
 
+from . import catch_up
+
 # A Redis host that does not answer at all (gone from the network, not just restarting)
 # fails a connection attempt after this long, not after the OS's minutes of SYN retries.
 # Reads get no timeout: pub/sub and BRPOP block on purpose, with timeouts of their own.
@@ -42,6 +44,8 @@ def _connection_options():
     time: redis-py copies it per connection, but settings should not share mutable state)."""
     return {
         "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        # Notices a pub/sub connection coming back, so open sockets are sent what they missed.
+        "redis_connect_func": catch_up.on_redis_connect,
         "retry": Retry(
             ExponentialBackoff(cap=RETRY_BACKOFF_CAP_SECONDS, base=RETRY_BACKOFF_BASE_SECONDS),
             RETRIES,

@@ -43,12 +43,13 @@ class Reader:
     """Receives a room's messages; after a close it reconnects with ?since=<last id>.
 
     ``live`` maps id → (monotonic time received, text) for messages received on a socket
-    that was open before they were sent; ``resumed`` holds ids that came in a backlog.
+    that was open before they were sent; ``resumed`` holds ids that came in a backlog;
+    ``duplicates`` ids received more than once.
     """
 
     def __init__(self, stack, room, writer):
         self.stack, self.room, self.writer = stack, room, writer
-        self.live, self.resumed = {}, set()
+        self.live, self.resumed, self.duplicates = {}, set(), []
         self.last_id = None
         self.closes = []  # close codes the server sent
         self.new_message = asyncio.Event()
@@ -72,6 +73,8 @@ class Reader:
     def receive(self, frame, opened):
         if frame.get("type") != "chat.message":
             return
+        if frame["id"] in self.live or frame["id"] in self.resumed:
+            self.duplicates.append(frame["id"])
         sent = self.writer.sent.get(frame["message"])
         if sent is not None and sent > opened:
             self.live[frame["id"]] = (time.monotonic(), frame["message"])
