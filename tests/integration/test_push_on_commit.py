@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from polling import wait_until
 
 from chat.events import room_group
 from chat.models import ChatMessage
@@ -136,5 +137,9 @@ async def test_a_gunicorn_worker_pushes_through_one_loop_of_its_own(listen):
         for notification in (first, second):
             assert f'"id":{notification.id}' in (await next_event())["text"]
     finally:
-        broadcast.layer_loop.loop.call_soon_threadsafe(broadcast.layer_loop.loop.stop)
-        broadcast.layer_loop = None
+        loop, broadcast.layer_loop = broadcast.layer_loop.loop, None
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(wait_until, lambda: not loop.is_running(), "the loop to stop", 5)
+        # Closed in a thread with no running loop: channels_redis flushes the layer on close
+        # (left to the garbage collector, that flush fails inside whatever loop is running).
+        await asyncio.to_thread(loop.close)
