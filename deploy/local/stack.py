@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from xmlrpc.client import ServerProxy
+from xmlrpc.client import Fault, ServerProxy
 
 from supervisor.xmlrpc import SupervisorTransport
 from websockets.sync.client import connect
@@ -389,8 +389,12 @@ def down(stack, quiet=False):
         return
     if not quiet:
         step("Stopping the stack")
-    pids = process_tree([supervisord] + [info["pid"] for info in stack.processes()])
-    stack.rpc().shutdown()
+    try:
+        pids = process_tree([supervisord] + [info["pid"] for info in stack.processes()])
+        stack.rpc().shutdown()
+    except (OSError, Fault):  # already shutting down, or not answering: signal it instead
+        pids = process_tree([supervisord])
+        os.kill(supervisord, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)

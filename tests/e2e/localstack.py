@@ -88,10 +88,15 @@ class LocalStack:
         )
 
     def up(self):
-        result = self.command("up")
-        if result.returncode != 0:
+        """Start the stack; if that fails, a timeout included, stop whatever did start
+        (supervisord runs detached: it would outlive the test run)."""
+        try:
+            result = self.command("up")
+            if result.returncode != 0:
+                raise RuntimeError(f"stack did not start:\n{result.stdout}\n{result.stderr}")
+        except BaseException:
             self.down()
-            raise RuntimeError(f"stack did not start:\n{result.stdout}\n{result.stderr}")
+            raise
         return result
 
     def down(self):
