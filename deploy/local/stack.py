@@ -212,6 +212,9 @@ def manage(stack, *args):
 
 def ensure_port_free(address, port):
     with socket.socket() as probe:
+        # As nginx binds: connections of a stack stopped a moment ago, still in TIME_WAIT,
+        # do not make the port taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError as error:
@@ -310,7 +313,7 @@ def up(stack):
         step("Checking a websocket echo through nginx")
         wait_for_daphne(stack)
         check_echo(stack)
-    except StackError:
+    except BaseException:  # a failed check, or Ctrl-C while waiting
         if started:
             down(stack, quiet=True)  # leave nothing half-running behind
         raise
@@ -448,6 +451,9 @@ def main():
     except StackError as error:
         print(f"make {command} failed: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"make {command} interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
