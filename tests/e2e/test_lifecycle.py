@@ -2,12 +2,15 @@
 
 import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from e2e.localstack import REPO_DIR, UP_TIMEOUT, LocalStack
+from polling import wait_until
 
 
 def make(target, stack):
@@ -71,6 +74,45 @@ def test_up_says_clearly_when_the_port_is_taken(tmp_path, free_port):
     assert result.returncode == 1
     assert f"port {free_port}" in result.stderr and "PUBLIC_PORT" in result.stderr
     assert stack_pids(stack.data_dir) == set()
+
+
+def test_up_again_right_after_down_on_the_same_port(tmp_path, free_port):
+    """Connections nginx closed as it stopped linger in TIME_WAIT on the port for a minute;
+    they must not make the next `make up` think the port is taken."""
+    stack = LocalStack(tmp_path / "var", free_port)
+    try:
+        stack.up()
+        with socket.create_connection(("127.0.0.1", free_port), timeout=10) as keep_alive:
+            keep_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert keep_alive.recv(100).startswith(b"HTTP/1.1 200")
+            stack.down()  # nginx closes the idle connection first: TIME_WAIT on its side
+        stack.up()
+    finally:
+        stack.down()
+
+
+def test_interrupting_up_stops_what_it_started(tmp_path, free_port):
+    """Ctrl-C during `make up` leaves nothing half-running."""
+    stack = LocalStack(tmp_path / "var", free_port)
+    up = subprocess.Popen(
+        [sys.executable, str(REPO_DIR / "deploy/local/stack.py"), "up"],
+        env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )  # fmt: skip
+    try:
+        for line in up.stdout:
+            if line.startswith("==> Starting"):
+                wait_until(stack.programs, "supervisord to answer", UP_TIMEOUT, retry_on=OSError)
+                up.send_signal(signal.SIGINT)
+                break
+        output = line + up.communicate(timeout=UP_TIMEOUT)[0]
+        left_running = stack_pids(stack.data_dir)
+    finally:
+        if up.poll() is None:
+            up.kill()
+        stack.down()
+    assert up.returncode == 130 and "make up interrupted" in output, output
+    assert left_running == set()
 
 
 def test_make_help_lists_every_target():
