@@ -253,7 +253,7 @@ class StoredEventConsumer(JsonTextConsumer):
     last_sent_id = 0  # the newest id sent; a catch-up reads what was stored after it
     stored_ids = frozenset()  # ids sent from the database: a live copy of one is dropped
     held_events = None  # during a catch-up: live events that arrived meanwhile, in order
-    catch_up_after = 0
+    catch_up_after = 0  # last_sent_id when the hold began: the catch-up reads after it
 
     async def __call__(self, scope, receive, send):
         try:

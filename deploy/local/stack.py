@@ -301,12 +301,11 @@ def check_echo(stack):
 
 def up(stack):
     started = not stack.supervisord_pid()
-    if started:
-        start(stack)
-    else:
+    if not started:
         step(f"Already running (data in {stack.data_dir}); checking it")
     try:
         if started:
+            start(stack)
             print(f"    running: {', '.join(wait_for_programs(stack))}")
         step(f"Waiting for {stack.url}/healthz through nginx")
         print(f"    {wait_for_health(stack)['checks']}")
