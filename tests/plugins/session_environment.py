@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -50,19 +49,23 @@ class RedisServer:
     def wait_ready(self):
         import redis
 
-        deadline = time.monotonic() + START_TIMEOUT
+        from tests.polling import wait_until  # loaded before tests/ is on sys.path
+
         client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"redis-server did not start on {self.socket}") from None
-                time.sleep(0.05)
-            finally:
-                client.close()
+
+        def answers():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited; it did not start on {self.socket}")
+            return client.ping()
+
+        try:
+            wait_until(answers, f"redis-server on {self.socket}", START_TIMEOUT,
+                       retry_on=redis.ConnectionError, interval=0.05)  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            client.close()
 
     def stop(self):
         if self.process and self.process.poll() is None:
