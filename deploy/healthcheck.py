@@ -14,7 +14,7 @@ import urllib.request
 
 def main():
     port = int(sys.argv[1])
-    host = os.environ.get("ALLOWED_HOSTS", "localhost").split(",")[0].strip()
+    host = (os.environ.get("ALLOWED_HOSTS") or "localhost").split(",")[0].strip()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/healthz",
         headers={"Host": host, "X-Forwarded-Proto": "https"},

@@ -92,10 +92,8 @@ def production_env(values):
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": values["DOMAIN"],
-        "CSRF_TRUSTED_ORIGINS": f"https://{values['DOMAIN']}",
         "DATA_DIR": values["DATA_DIR"],
         "REDIS_URL": values["REDIS_URL"],
-        "NOTIFICATIONS_TO_OTHERS": "false",
     }
     lines = []
     for line in (REPO_DIR / ".env.example").read_text().splitlines():

@@ -6,7 +6,8 @@
 Checks, each bounded by --timeout and reported as one PASS/FAIL line:
   healthz       GET /healthz answers 200 with every check "ok" (gunicorn, database, Redis)
   echo          /ws/echo/ says hello and echoes a message (daphne)
-  chat          two sockets in one room both receive a message one of them sent
+  chat          two sockets in one room both receive a message one of them sent (the room
+                "_smoke": names starting with "_" stay out of the page's room list)
   push          (with --token) POST /api/notifications/ to gunicorn arrives on the user's
                 /ws/notifications/ socket in daphne: the cross-process path through Redis
 Exits 0 only if every check passed. Needs only Python 3.10+ and the `websockets` package.
@@ -24,6 +25,9 @@ import uuid
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
+
+# One unlisted room for every run (chat.events.UNLISTED_PREFIX): users never see it.
+SMOKE_ROOM = "_smoke"
 
 
 class CheckFailed(Exception):
@@ -99,19 +103,18 @@ class Smoke:
         return "hello + echo"
 
     async def check_chat(self):
-        room = f"smoke-{uuid.uuid4().hex[:12]}"
         text = f"smoke test {uuid.uuid4().hex}"
         is_ours = lambda f: f.get("type") == "chat.message" and f.get("message") == text  # noqa: E731
         async with (
-            self.websocket(f"/ws/chat/{room}/") as alice,
-            self.websocket(f"/ws/chat/{room}/") as bob,
+            self.websocket(f"/ws/chat/{SMOKE_ROOM}/") as alice,
+            self.websocket(f"/ws/chat/{SMOKE_ROOM}/") as bob,
         ):
             await alice.send(json.dumps({"message": text}))
             seen_by_alice = await self.receive(alice, is_ours, "message on the sender's socket")
             seen_by_bob = await self.receive(bob, is_ours, "message on the other socket")
         if seen_by_alice["id"] != seen_by_bob["id"]:
             raise CheckFailed(f"ids differ: {seen_by_alice['id']} != {seen_by_bob['id']}")
-        return f"room {room}, message id {seen_by_bob['id']}"
+        return f"room {SMOKE_ROOM}, message id {seen_by_bob['id']}"
 
     async def check_push(self):
         # The token in a header, not in the URL: nginx's error log records the URLs of

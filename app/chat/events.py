@@ -9,6 +9,12 @@ ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 EVENT_TYPE = "chat.message"  # handled by ChatConsumer.chat_message
 
 
+# Rooms whose name starts with this work like any other but are left out of the page's
+# room list: the smoke test chats in one, so checking a deployment leaves no room behind
+# that users see.
+UNLISTED_PREFIX = "_"
+
+
 def is_valid_room_name(room):
     return ROOM_NAME.fullmatch(room) is not None
 

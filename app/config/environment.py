@@ -12,6 +12,26 @@ from pathlib import Path
 import environ
 
 REPO_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_SETTINGS_MODULE = "config.settings.local"
+
+
+class Env(environ.Env):
+    """django-environ's reader, except that a variable set to nothing means "the default".
+
+    ``.env.example`` lists every variable, many of them empty ("CSRF_TRUSTED_ORIGINS="),
+    and a compose file passes ``VAR: ${VAR:-}``: django-environ would read those as an
+    empty string or an empty list, silently replacing the default. A variable without a
+    default is still required, empty or not.
+    """
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        if default is not self.NOTSET and self.ENVIRON.get(f"{self.prefix}{var}") == "":
+            return (
+                self.parse_value(default, cast)
+                if parse_default and default is not None
+                else default
+            )
+        return super().get_value(var, cast, default, parse_default)
 
 
 def load_environment():
@@ -20,4 +40,5 @@ def load_environment():
     env_file = os.environ.get("DJANGO_ENV_FILE", str(REPO_DIR / ".env"))
     if env_file and Path(env_file).is_file():
         environ.Env.read_env(env_file)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        os.environ["DJANGO_SETTINGS_MODULE"] = DEFAULT_SETTINGS_MODULE

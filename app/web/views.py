@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Max
 from django.shortcuts import render
 
-from chat.events import is_valid_room_name
+from chat.events import UNLISTED_PREFIX, is_valid_room_name
 from chat.models import ChatMessage
 from notifications.services import recent_notifications
 
@@ -11,8 +11,14 @@ DEFAULT_ROOM = "lobby"
 
 
 def active_rooms(count=20):
-    """The rooms with the latest messages, newest first (a room exists once someone posts)."""
-    rooms = ChatMessage.objects.values("room").annotate(latest=Max("id")).order_by("-latest")
+    """The listed rooms with the latest messages, newest first (a room exists once someone
+    posts)."""
+    rooms = (
+        ChatMessage.objects.exclude(room__startswith=UNLISTED_PREFIX)
+        .values("room")
+        .annotate(latest=Max("id"))
+        .order_by("-latest")
+    )
     return [row["room"] for row in rooms[:count]]
 
 

@@ -44,7 +44,7 @@ def test_the_env_file_is_private_with_a_fresh_secret(tmp_path):
     settings = dict(re.findall(r"^([A-Z_]+)=(.*)$", first.read_text(), re.M))
     assert settings["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
     assert settings["ALLOWED_HOSTS"] == "chat.example.org"
-    assert settings["CSRF_TRUSTED_ORIGINS"] == "https://chat.example.org"
+    assert settings["PUBLIC_ORIGINS"] == ""  # derived: https://chat.example.org
     assert len(settings["SECRET_KEY"]) >= 50
     assert settings["SECRET_KEY"] not in second.read_text()
 

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from xmlrpc.client import ServerProxy
+from xmlrpc.client import Fault, ServerProxy
 
 from polling import wait_until
 from supervisor.xmlrpc import SupervisorTransport
@@ -23,6 +23,8 @@ STACK = str(REPO_DIR / "deploy" / "local" / "stack.py")
 MANAGE = str(REPO_DIR / "app" / "manage.py")
 UP_TIMEOUT = 180
 TIMEOUT = 10
+# supervisord states of a program that nothing will start again unless asked to.
+STOPPED_STATES = ("STOPPED", "EXITED", "FATAL")
 
 
 def deploy_module(name):
@@ -126,7 +128,12 @@ class LocalStack:
         self.supervisor().stopProcess(self.supervisor_name(name), True)
 
     def start_program(self, name):
-        self.supervisor().startProcess(self.supervisor_name(name), True)
+        try:
+            self.supervisor().startProcess(self.supervisor_name(name), True)
+        except Fault as fault:
+            # supervisord began restarting it between our look at its state and this call.
+            if not fault.faultString.startswith("ALREADY_STARTED"):
+                raise
 
     def wait_running(self, name, old_pid=None, timeout=60):
         """Until ``name`` is RUNNING (with a pid other than ``old_pid``); returns the pid.
@@ -142,10 +149,15 @@ class LocalStack:
         return wait_until(running_pid, f"{name} to run again", timeout)
 
     def restore(self, names=None):
-        """Start again whatever a test stopped (of ``names``, default all), and wait for it."""
+        """Start again whatever a test stopped (of ``names``, default all), and wait for it.
+
+        A program that crashed is being restarted by supervisord itself (STARTING, or
+        BACKOFF between attempts): asking it to start then would fail with ALREADY_STARTED,
+        so only what is stopped for good is started; everything is waited for.
+        """
         for name, (state, _) in self.programs().items():
             if names is None or name in names:
-                if state != "RUNNING":
+                if state in STOPPED_STATES:
                     self.start_program(name)
                 self.wait_running(name)
 

@@ -54,10 +54,7 @@ def issue_token(stack):
 def restore(stack):
     """Whatever a test stops, started again afterwards, even if the test fails."""
     yield
-    for name, (state, _) in stack.programs().items():
-        if state != "RUNNING":
-            stack.start_program(name)
-        stack.wait_running(name)
+    stack.restore()
 
 
 def room_name():

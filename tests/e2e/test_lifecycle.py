@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from e2e.localstack import REPO_DIR, UP_TIMEOUT, LocalStack
 from polling import wait_until
 
@@ -38,6 +37,11 @@ def stack_pids(data_dir):
     return pids - {os.getpid()}
 
 
+def port_open(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_make_up_prints_the_url_and_make_down_leaves_nothing(tmp_path, free_port):
     stack = LocalStack(tmp_path / "var", free_port)
     try:
@@ -61,8 +65,7 @@ def test_make_up_prints_the_url_and_make_down_leaves_nothing(tmp_path, free_port
     assert "nothing left running" in down.stdout
     assert stack_pids(stack.data_dir) == set()
     assert not list((stack.data_dir / "run").glob("*.sock"))
-    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
-        probe.connect(("127.0.0.1", free_port))  # nothing listens on the port any more
+    assert not port_open(free_port)  # nothing listens on the port any more
 
 
 def test_up_says_clearly_when_the_port_is_taken(tmp_path, free_port):
@@ -107,12 +110,16 @@ def test_interrupting_up_stops_what_it_started(tmp_path, free_port):
                 break
         output = line + up.communicate(timeout=UP_TIMEOUT)[0]
         left_running = stack_pids(stack.data_dir)
+        port_answers = port_open(free_port)
     finally:
         if up.poll() is None:
             up.kill()
         stack.down()
     assert up.returncode == 130 and "make up interrupted" in output, output
     assert left_running == set()
+    # nginx's workers rename themselves over their environment, so stack_pids cannot see
+    # them: a worker left behind shows as the port still answering.
+    assert not port_answers
 
 
 def test_make_help_lists_every_target():

@@ -59,9 +59,6 @@ def cluster(tmp_path_factory):
             **tier.settings,
             "DATABASE_URL": f"sqlite:///{directory / 'shared.sqlite3'}",
             "ALLOWED_HOSTS": ",".join(host.address for host in app_hosts),
-            "CSRF_TRUSTED_ORIGINS": ",".join(
-                f"http://{host.address}:{APP_PORT}" for host in app_hosts
-            ),
             "DAPHNE_INSTANCES": "2",
             "GUNICORN_WORKERS": "2",
         }

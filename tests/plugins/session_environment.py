@@ -78,10 +78,20 @@ class RedisServer:
 
 
 _session = {}
+# What `make` adds to its recipes' environment; a user's shell has none of it.
+MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
+def users_environment():
+    """The environment the run started with, as a user's shell has it: before this plugin
+    pointed Django at a scratch directory and Redis, and without make's own variables.
+    For tests that run the documented commands exactly as a user would."""
+    return {k: v for k, v in _session["environment"].items() if k not in MAKE_VARIABLES}
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
+    _session["environment"] = dict(os.environ)
     sys.path.insert(0, str(REPO_DIR / "app"))
     scratch = Path(tempfile.mkdtemp(prefix="tests-"))
     os.environ["DJANGO_ENV_FILE"] = ""

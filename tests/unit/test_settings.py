@@ -32,6 +32,77 @@ def test_every_variable_read_is_documented_in_env_example():
     assert missing == []
 
 
+# Loads a settings module once per variable with the variable absent and once with it
+# empty, each time afresh, and prints the variables whose two readings differ.
+ABSENT_OR_EMPTY = """
+import importlib, json, os, re, sys
+names, module = json.loads(sys.argv[1]), sys.argv[2]
+
+def shown(value):  # functions and objects compare by what they are, not where they live
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+
+def read_settings():
+    for name in [m for m in sys.modules if m.startswith("config.settings")]:
+        del sys.modules[name]
+    try:
+        settings = importlib.import_module(module)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return {key: shown(value) for key, value in vars(settings).items() if key.isupper()}
+
+differ = {}
+for name in names:
+    os.environ.pop(name, None)
+    absent = read_settings()
+    os.environ[name] = ""
+    empty = read_settings()
+    del os.environ[name]
+    if absent != empty:
+        differ[name] = [absent, empty] if isinstance(absent, str) else sorted(
+            key for key in absent if absent.get(key) != empty.get(key))
+print(json.dumps(differ))
+"""
+
+
+@pytest.mark.parametrize("module", ["config.settings.local", "config.settings.production"])
+def test_an_empty_variable_means_the_same_as_an_absent_one(module):
+    """.env.example lists every variable, many left empty (and compose passes ``${VAR:-}``):
+    empty must mean "the default", never an empty value that replaces it."""
+    names = sorted(
+        name
+        for path in (REPO_DIR / "app" / "config" / "settings").glob("*.py")
+        for name in READ.findall(path.read_text())
+    )
+    environment = {key: value for key, value in os.environ.items() if key not in names}
+    environment.update(
+        DJANGO_ENV_FILE="",
+        PYTHONPATH=str(REPO_DIR / "app"),
+        # What production insists on, kept while the variable under test is another.
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="chat.example.com",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", ABSENT_OR_EMPTY, json.dumps(names), module],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(names) > 20, names
+    assert json.loads(result.stdout) == {}
+
+
+def test_deploy_scripts_read_an_empty_variable_as_absent():
+    """Outside the settings, ``os.environ.get("X") or default``; never
+    ``os.environ.get("X", default)``, which an empty X would bypass."""
+    scripts = [path for path in READERS if "settings" not in path.parts]
+    with_default = re.compile(r"""environ\.get\(\s*["'][A-Z][A-Z0-9_]+["']\s*,""")
+    offenders = [
+        f"{path.name}: {match}"
+        for path in scripts + [REPO_DIR / "deploy" / "healthcheck.py"]
+        for match in with_default.findall(path.read_text())
+    ]
+    assert offenders == []
+
+
 def manage_production(*args, **overrides):
     """Run manage.py with the production settings and a valid minimal environment."""
     env = {
@@ -92,13 +163,13 @@ def test_production_security_defaults_and_hosts_from_the_environment():
         "-c",
         script,
         ALLOWED_HOSTS="chat.example.com,www.example.com",
-        CSRF_TRUSTED_ORIGINS="https://chat.example.com",
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == {
         "DEBUG": False,  # no tracebacks to clients: Django's plain 500 page
         "ALLOWED_HOSTS": ["chat.example.com", "www.example.com"],
-        "CSRF_TRUSTED_ORIGINS": ["https://chat.example.com"],
+        # The public origins, derived from ALLOWED_HOSTS: https on the default port.
+        "CSRF_TRUSTED_ORIGINS": ["https://chat.example.com", "https://www.example.com"],
         "SECURE_SSL_REDIRECT": True,
         "SECURE_HSTS_SECONDS": 0,  # nginx sends HSTS (deploy/nginx/site.conf)
         "SESSION_COOKIE_SECURE": True,

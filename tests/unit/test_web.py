@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from chat.models import ChatMessage
+from chat.services import post_message
 from web.middleware import CONTENT_SECURITY_POLICY
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +69,14 @@ def test_demo_data_refuses_outside_the_local_settings(settings):
     with pytest.raises(CommandError, match="local settings only"):
         call_command("demo_data")
     assert not get_user_model().objects.filter(username="alice").exists()
+
+
+def test_unlisted_rooms_stay_out_of_the_room_list(user):
+    """The smoke test chats in "_smoke": checking a deployment leaves no room users see."""
+    post_message("lobby", user, "listed")
+    post_message("_smoke", user, "unlisted")
+    client = Client()
+    client.force_login(user)
+    response = client.get("/", {"room": "lobby"})
+    assert b'href="?room=lobby"' in response.content
+    assert b"_smoke" not in response.content

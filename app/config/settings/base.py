@@ -7,16 +7,15 @@ override any of them.
 
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.environment import load_environment
+from config.environment import Env, load_environment
 from realtime import redis_hosts
 
 APP_DIR = Path(__file__).resolve().parents[2]
 REPO_DIR = APP_DIR.parent
 
-env = environ.Env()
+env = Env()  # an empty variable means its default
 # The entry points have read the env file already; settings imported some other way (a
 # script, a test) read it here. DJANGO_ENV_FILE="" disables it (the tests do this, so a
 # developer's .env never leaks into them).
@@ -36,7 +35,18 @@ RUN_DIR = DATA_DIR / "run"
 # SECRET_KEY and DEBUG are set by each environment's module (dev has safe defaults,
 # production insists on real values).
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+
+def origins_of(hosts, scheme, port=None):
+    """The origins (``scheme://host[:port]``) a browser shows for ``hosts`` (ALLOWED_HOSTS
+    entries): each environment derives PUBLIC_ORIGINS from them unless it is set."""
+    suffix = "" if port in (None, {"http": 80, "https": 443}[scheme]) else f":{port}"
+    return [
+        f"{scheme}://{'*' + host if host.startswith('.') else host}{suffix}"
+        for host in hosts
+        if host != "*"
+    ]
+
 
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` is daphne's and the Twisted reactor is installed early

@@ -1,19 +1,19 @@
 """The local stack (`make up`) and the test suite: everything on 127.0.0.1, no TLS."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import ALLOWED_HOSTS, env, origins_of
 
 # Off by default even locally: the stack runs gunicorn behind nginx as on a server.
 # DEBUG=true brings Django's debug pages (and unhashed static names, which nginx caches).
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-secret-key")
 
-# The local nginx listens on 127.0.0.1:PUBLIC_PORT; trust that origin for CSRF.
+# The local nginx listens on PUBLIC_PORT, plain HTTP: the page's origin is
+# http://<each allowed host>:PUBLIC_PORT. nginx passes the Host without the port, so
+# Django's same-origin check for form posts needs these origins spelled out.
 PUBLIC_PORT = env.int("PUBLIC_PORT", default=8080)
-CSRF_TRUSTED_ORIGINS = env.list(
-    "CSRF_TRUSTED_ORIGINS",
-    default=[f"http://127.0.0.1:{PUBLIC_PORT}", f"http://localhost:{PUBLIC_PORT}"],
-)
+PUBLIC_ORIGINS = env.list("PUBLIC_ORIGINS", default=origins_of(ALLOWED_HOSTS, "http", PUBLIC_PORT))
+CSRF_TRUSTED_ORIGINS = PUBLIC_ORIGINS
 
 # The demo page lets alice notify bob (POST /api/notifications/ with "to"); production
 # settings refuse it unless a site turns it on.

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, origins_of
 
 DEV_SECRET_KEY_MARKERS = ("dev-only", "insecure", "change-me")
 
@@ -22,6 +22,10 @@ if len(SECRET_KEY) < 50 or any(marker in SECRET_KEY for marker in DEV_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's domain(s) in production.")
+# The site as browsers see it: https on the default port, unless it is served elsewhere
+# (a port-mapping proxy in front, another domain for the page).
+PUBLIC_ORIGINS = env.list("PUBLIC_ORIGINS", default=origins_of(ALLOWED_HOSTS, "https"))
+CSRF_TRUSTED_ORIGINS = PUBLIC_ORIGINS
 
 # nginx terminates TLS and says so in X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
