@@ -11,10 +11,11 @@ TOKEN ?=
 DOMAIN ?=
 DAPHNE_INSTANCES ?= 2
 # What the tests need besides (program:package where the names differ): Debian's Chromium
-# for the browser tests (Playwright drives it; never `playwright install`), and the tools of
-# the deployment checks and of the rehearsals (one server under systemd, multi-host).
-TEST_PACKAGES := chromium openssl systemd-analyze:systemd debootstrap \
-	systemd-nspawn:systemd-container ip:iproute2
+# for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
+# tests start a private server), and the tools of the deployment checks and of the
+# rehearsals (one server under systemd, multi-host).
+TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
+	debootstrap systemd-nspawn:systemd-container ip:iproute2
 
 .PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench
 
@@ -59,6 +60,8 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 test: $(STAMP) test-packages ## Run every test (unit, integration, end-to-end, browser, deployment) and lint
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
+	@echo "==> The database tests again, on PostgreSQL"
+	@$(PYTHON) -m pytest -c tests/pytest.ini --database postgres tests/unit tests/integration
 
 check-deploy: $(STAMP) test-packages ## Check the deployment kit: nginx -t, gixy, systemd-analyze, compose schema, check --deploy
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/deploykit tests/unit/test_settings.py
