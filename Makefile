@@ -9,7 +9,8 @@ SYSTEM_PACKAGES := nginx redis-server
 URL ?=
 TOKEN ?=
 DOMAIN ?=
-DAPHNE_INSTANCES ?= 2
+NAME ?=
+DAPHNE_INSTANCES ?=
 # What the tests need besides (program:package where the names differ): Debian's Chromium
 # for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
 # tests start a private server), and the tools of the deployment checks and of the
@@ -17,7 +18,7 @@ DAPHNE_INSTANCES ?= 2
 TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,7 +69,11 @@ check-deploy: $(STAMP) test-packages ## Check the deployment kit: nginx -t, gixy
 
 render-deploy: ## Write the nginx site, systemd units and env file for a server: make render-deploy DOMAIN=chat.example.com
 	@test -n "$(DOMAIN)" || { echo "Usage: make render-deploy DOMAIN=chat.example.com [DAPHNE_INSTANCES=2]" >&2; exit 2; }
-	@python3 deploy/render.py --domain "$(DOMAIN)" --daphne-instances "$(DAPHNE_INSTANCES)"
+	@python3 deploy/render.py --domain "$(DOMAIN)" $(if $(DAPHNE_INSTANCES),--daphne-instances "$(DAPHNE_INSTANCES)")
+
+rename: ## Give this copy its own name (units, paths, database, Redis prefix, the deploy guide): make rename NAME=chatapp
+	@test -n "$(NAME)" || { echo "Usage: make rename NAME=yourname" >&2; exit 2; }
+	@python3 deploy/rename.py "$(NAME)"
 
 rehearse: $(STAMP) test-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/rehearsal

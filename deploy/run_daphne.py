@@ -129,6 +129,7 @@ class GracefulServer(daphne.server.Server):
 
     def run(self):
         self.ports = []
+        self.socket_activated = any(e.startswith("systemd:") for e in self.endpoints)
         reactor.callWhenRunning(self.use_server_protocol)
         tune_garbage_collector(os.environ.get("DAPHNE_GC") or "tuned")
         super().run()
@@ -143,18 +144,28 @@ class GracefulServer(daphne.server.Server):
     def listen_success(self, port):
         self.ports.append(port)
         super().listen_success(port)
+        # Django is loaded (daphne imports the application first) and the socket is served:
+        # under systemd (Type=notify), `systemctl restart` returns now, not before.
+        notify_systemd("READY=1")
 
     def kill_all_applications(self):
         """daphne's "before shutdown" step: say goodbye first, then cancel what is left."""
+        notify_systemd("STOPPING=1")
         closed = self.close_websockets()
         closed.addCallback(lambda _: self.cancel_applications())
         return closed
 
     def close_websockets(self):
-        # Stop listening first: a unix socket file disappears, so nginx sends new
-        # connections (and the clients reconnecting now) to the other daphne processes.
         for port in self.ports:
-            port.stopListening()
+            if self.socket_activated:
+                # systemd's socket: stop accepting, but leave it to systemd (Twisted's
+                # stopListening would unlink the file, and the next instance could not
+                # start). Connections made meanwhile wait in its backlog for that instance.
+                port.stopReading()
+            else:
+                # Our own socket: it disappears, so nginx sends new connections (and the
+                # clients reconnecting now) to the other daphne processes at once.
+                port.stopListening()
         for protocol in list(self.connections):
             if is_event_stream(protocol):
                 # An open Server-Sent Events stream (/sse/) never ends by itself: end it
@@ -196,6 +207,19 @@ class GracefulServer(daphne.server.Server):
             application.cancel()
         waiting = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
         return waiting.addErrback(lambda _: None)
+
+
+def notify_systemd(state):
+    """sd_notify(3), without libsystemd: one datagram to $NOTIFY_SOCKET, which systemd sets
+    for Type=notify units (elsewhere there is none, and nothing is sent)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.connect(address)
+        notify.sendall(state.encode())
 
 
 def is_event_stream(protocol):
