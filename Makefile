@@ -10,6 +10,7 @@ URL ?=
 TOKEN ?=
 DOMAIN ?=
 NAME ?=
+SOCKETS ?=
 DAPHNE_INSTANCES ?=
 # What the tests need besides (program:package where the names differ): Debian's Chromium
 # for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
@@ -18,7 +19,7 @@ DAPHNE_INSTANCES ?=
 TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench load
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -88,6 +89,9 @@ screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, 
 bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
 	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
+
+load: $(STAMP) ## Deploys and failures under load: restarts, reloads, kills with 5,000 sockets (SOCKETS=...; ~5 min)
+	@$(PYTHON) tests/load/run.py $(if $(SOCKETS),--sockets $(SOCKETS))
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

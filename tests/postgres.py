@@ -77,12 +77,10 @@ class PostgresServer:
         return result.stdout
 
     def start(self):
-        self._run("initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
+        if not self.data.exists():
+            self._initdb()
         listen = []
         if self.address:
-            with (self.data / "pg_hba.conf").open("a") as hba:
-                hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
             listen = ["-c", f"listen_addresses={self.address}", "-p", "5432"]
         with open(self.directory / "server.log", "wb") as log:
             self.process = subprocess.Popen(
@@ -100,6 +98,13 @@ class PostgresServer:
             self.stop()
             raise
         return self
+
+    def _initdb(self):
+        self._run("initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust",
+                  "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
+        if self.address:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
 
     def _ready(self):
         if self.process.poll() is not None:
@@ -133,7 +138,17 @@ class PostgresServer:
         self._run("createdb", "-h", self.directory, "-U", SUPERUSER, "--owner", name, name)
         return f"postgres://{name}:{password}@{self.address}:5432/{name}"
 
+    def restart(self):
+        """Stop the server (fast shutdown: clients are cut off) and start it again on the
+        same data, as a PostgreSQL restart on a server does."""
+        self._stop_server()
+        self.start()
+
     def stop(self):
+        self._stop_server()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _stop_server(self):
         if self.process and self.process.poll() is None:
             # SIGINT is PostgreSQL's fast shutdown; TERM ("smart") would wait for clients.
             # Sent to the server itself: a wrapper (runuser, ip netns exec) may not pass it on.
@@ -145,7 +160,6 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _postmaster(data):

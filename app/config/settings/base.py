@@ -122,6 +122,9 @@ def _database_from_env():
             "timeout": 20,
         }
     database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A kept connection is checked before its first use by each request: after a database
+    # restart, the first request on a dead connection would otherwise fail with a 500.
+    database["CONN_HEALTH_CHECKS"] = True
     return database
 
 
