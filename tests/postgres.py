@@ -19,7 +19,10 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.polling import wait_until  # imported before tests/ is on sys.path
+try:
+    from polling import wait_until
+except ImportError:  # the session plugin imports this module before tests/ is on sys.path
+    from tests.polling import wait_until
 
 START_TIMEOUT = 60
 SUPERUSER = "postgres"

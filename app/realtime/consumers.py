@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from . import catch_up, close_codes, reauth
+from . import catch_up, close_codes, layer, reauth
 from .limits import MessageRate, socket_caps
 from .scope import parse_message_id, query_param
 
@@ -80,6 +80,7 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         finally:
             reauth.watcher.forget(self)
             socket_caps.release(self.caps_held)
+            await layer.release(self.channel_layer, getattr(self, "channel_name", None))
 
     async def dispatch(self, message):
         # Channels' own dispatch first hops to the sync thread to close stale database

@@ -202,5 +202,8 @@ class LoadWorker:
         }
 
     async def shutdown(self):
+        """Close every member for good (they do not reconnect)."""
         for member in self.members:
             member.stop()
+        self.members = []
+        return True

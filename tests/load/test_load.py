@@ -3,6 +3,7 @@
 
 import pytest
 from load.rig import LoadRig, Plan, table
+from load.soak import soak
 
 SMALL = Plan(sockets=500, rooms=5, feed_users=20, chat_rate=25, push_rate=10,
              client_processes=2, connect_rate=200)  # fmt: skip
@@ -27,3 +28,15 @@ def test_nothing_is_lost_or_shown_twice_and_everyone_is_back(phases, event):
     assert phase.posts > 0 and phase.pushes > 0
     if phase.dropped:
         assert len(phase.back) == phase.dropped  # every dropped member came back
+
+
+def test_churn_with_group_traffic_leaves_no_subscription_behind(tmp_path, postgres_server):
+    """Waves of members open, hear chat and pushes, and close: Redis ends with no channel
+    subscribed, no key, as before the first wave (channels_redis#276: see realtime/layer.py)."""
+    plan = Plan(sockets=300, rooms=5, feed_users=20, chat_rate=25, push_rate=10,
+                client_processes=2, connect_rate=200, events=[])  # fmt: skip
+    with LoadRig(tmp_path, plan, postgres_server) as rig:
+        baseline, samples = soak(rig, waves=3)
+    assert [(s["channels"], s["keys"]) for s in samples] == [
+        (baseline["channels"], baseline["keys"])
+    ] * 3
