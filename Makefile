@@ -19,7 +19,7 @@ DAPHNE_INSTANCES ?=
 TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench load
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench load soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a
 
 load: $(STAMP) ## Deploys and failures under load: restarts, reloads, kills with 5,000 sockets (SOCKETS=...; ~5 min)
 	@$(PYTHON) tests/load/run.py $(if $(SOCKETS),--sockets $(SOCKETS))
+
+soak: $(STAMP) ## Memory under churn: 50,000 sockets opened and closed in waves, with group traffic (~10 min)
+	@$(PYTHON) tests/load/soak.py
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests
