@@ -1,12 +1,14 @@
-"""Letting go of a finished consumer's channel in channels_redis' pub/sub layer.
+"""Letting go of a finished consumer's channel and groups in channels_redis' pub/sub layer.
 
 ``RedisPubSubChannelLayer`` unsubscribes a consumer's specific channel only when a
 ``receive()`` waiting on it is cancelled, which is how Channels ends a consumer. But a
 consumer that ends just as a message for it arrived (a group message while its socket
 closes) finds that receive completed, not cancelled: the channel then stays subscribed in
-Redis and held in the process, with its queue, for as long as the process lives. Under
-connection churn with group traffic that is one leaked subscription per such socket, and
-memory that only grows (channels_redis#276, daphne#373): measured here by
+Redis and held in the process, with its queue, for as long as the process lives. And a
+consumer cancelled before its websocket_disconnect ran (daphne gives up on an application
+whose client has gone) never leaves its groups: the process stays subscribed to them.
+Under connection churn with group traffic that is one leaked subscription per such socket,
+and memory that only grows (channels_redis#276, daphne#373): measured here by
 tests/load/soak.py.
 
 This reaches into the layer's internals (its per-event-loop layer, ``channels``,
@@ -21,10 +23,13 @@ from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
 TESTED_VERSIONS = ("4.2", "4.3")
 
 
-async def release(layer, channel):
-    """Unsubscribe ``channel`` if the pub/sub layer still holds it after its consumer ended."""
+async def release(layer, channel, groups):
+    """After a consumer ended: ``channel`` out of ``groups`` (a no-op for those it left
+    already) and unsubscribed, if the pub/sub layer still holds it."""
     if not isinstance(layer, RedisPubSubChannelLayer) or channel is None:
         return
+    for group in groups:
+        await layer.group_discard(group, channel)
     loop_layer = layer._get_layer()
     if loop_layer.channels.pop(channel, None) is not None:
         await loop_layer._get_shard(channel).unsubscribe(channel)

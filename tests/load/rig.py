@@ -58,6 +58,7 @@ class Plan:
     client_processes: int = 4
     connect_rate: float = 400.0  # new members a second while setting up
     events: list = field(default_factory=lambda: [method for _, method in EVENTS])
+    settings: dict = field(default_factory=dict)  # the stack's environment, on top of .env's
 
 
 @dataclass
@@ -115,6 +116,7 @@ class LoadRig:
             # The rig's clients all come from 127.0.0.1: no per-address socket cap.
             WEBSOCKET_MAX_PER_IP="0",
             WEBSOCKET_MAX_PER_USER="0",
+            **plan.settings,
         )
         self.pool = None
         self.phases = []
@@ -416,13 +418,16 @@ class Posting:
             pass
 
     async def _push(self):
-        users = list(self.tokens)
+        """Open loop: a push every 1/rate s, whether the last one has answered or not."""
+        users, pending = list(self.tokens), set()
         next_at = time.monotonic()
         while not self.stopping.is_set():
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at += 1 / self.plan.push_rate
-            user = random.choice(users)
-            asyncio.ensure_future(self._push_one(user))
+            push = asyncio.ensure_future(self._push_one(random.choice(users)))
+            pending.add(push)
+            push.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
 
     async def _push_one(self, user):
         self.pushes += 1

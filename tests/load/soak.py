@@ -14,6 +14,7 @@ orphaned group members, channels or backlogs). Writes soak.png and soak.json to 
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -25,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 import redis  # noqa: E402
 from bench.measure import rss_kib, wait_idle  # noqa: E402
 from load.rig import LoadRig, Plan  # noqa: E402
+from polling import wait_until  # noqa: E402
 from postgres import PostgresServer  # noqa: E402
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 TRAFFIC_SECONDS = 3
+SETTLE_TIMEOUT = 60
 GROWTH_BOUND = 0.10
 
 
@@ -44,6 +47,16 @@ def redis_state(stack):
         client.close()
 
 
+def settle(rig, baseline):
+    """Until the closed wave is gone from the stack: Redis holds no more channels than
+    before the first wave (bounded: what never goes is a leak, and shows) and the WS tier
+    is idle."""
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: redis_state(rig.stack)["channels"] <= baseline["channels"],
+                   "the wave's subscriptions to end", SETTLE_TIMEOUT, interval=0.5)  # fmt: skip
+    wait_idle(rig.ws_tier_pids())
+
+
 def soak(rig, waves):
     """Each wave: connect, traffic, close, settle; the state after each."""
     stack = rig.stack
@@ -55,7 +68,7 @@ def soak(rig, waves):
         time.sleep(TRAFFIC_SECONDS)
         rig.stop_posting()
         rig.pool.call("shutdown")
-        wait_idle(rig.ws_tier_pids())
+        settle(rig, baseline)
         sample = {"wave": wave + 1, "ws_rss_kib": rss_kib(rig.ws_tier_pids()), **redis_state(stack)}
         samples.append(sample)
         print(json.dumps(sample), flush=True)
@@ -92,8 +105,11 @@ def main():
     parser.add_argument("--sockets", type=int, default=50000, help="opened and closed in all")
     parser.add_argument("--waves", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPO_DIR / "docs" / "benchmarks")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the stack, e.g. DAPHNE_GC=stock")  # fmt: skip
     args = parser.parse_args()
-    plan = Plan(sockets=args.sockets // args.waves, events=[])
+    settings = dict(setting.split("=", 1) for setting in args.setting)
+    plan = Plan(sockets=args.sockets // args.waves, events=[], settings=settings)
     with tempfile.TemporaryDirectory(prefix="soak-") as directory:
         postgres = PostgresServer().start()
         try:
