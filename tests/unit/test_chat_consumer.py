@@ -1,8 +1,12 @@
+from hashlib import sha256
+
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer
 from django.test import override_settings
 from unit.conftest import closed_with, receive
 
+from chat.events import room_group
 from chat.models import ChatMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,3 +117,16 @@ async def test_login_can_be_required(connect, token):
     member, _, _ = await connect(f"/ws/chat/members/?token={token}")
     await member.send_json_to({"message": "members only"})
     assert (await receive(member))["username"] == "alice"
+
+
+def test_room_groups_are_valid_group_names_and_never_shared():
+    """Long names are hashed into the group; the 73-character room spelled like the
+    long room's old shortened group (``chat_<40 characters>_<32 hex digits>``) got its
+    messages. Group names are checked as Channels checks them."""
+    long_room = "a" * 100
+    lookalike = f"{long_room[:40]}_{sha256(long_room.encode()).hexdigest()[:32]}"
+    rooms = [long_room, lookalike, "b" + "a" * 99, "a" * 94, "a" * 95, "a" * 99, "x"]
+    groups = [room_group(room) for room in rooms]
+    assert len(set(groups)) == len(rooms)
+    for group in groups:
+        BaseChannelLayer().require_valid_group_name(group)
