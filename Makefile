@@ -11,9 +11,11 @@ TOKEN ?=
 DOMAIN ?=
 DAPHNE_INSTANCES ?= 2
 # What the tests need besides (program:package where the names differ): Debian's Chromium
-# for the browser tests (Playwright drives it; never `playwright install`), and the tools of
-# the deployment checks and of the rehearsals (one server under systemd, multi-host).
-TEST_PACKAGES := chromium openssl systemd-analyze:systemd debootstrap \
+# for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL for
+# the production-like stack (a private cluster; Debian keeps initdb off PATH, pg_ctlcluster
+# comes with it), and the tools of the deployment checks and of the rehearsals (one server
+# under systemd, multi-host).
+TEST_PACKAGES := chromium pg_ctlcluster:postgresql openssl systemd-analyze:systemd debootstrap \
 	systemd-nspawn:systemd-container ip:iproute2
 
 .PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench

@@ -3,10 +3,10 @@ from django.conf import settings
 
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
+from realtime.text import InvalidText
 
 from .events import is_valid_room_name, room_group
 from .services import (
-    InvalidMessage,
     messages_after,
     post_message,
     recent_history,
@@ -58,7 +58,7 @@ class ChatConsumer(StoredEventConsumer):
     async def receive_json(self, content):
         try:
             text = validate_chat_message(content)
-        except InvalidMessage as error:
+        except InvalidText as error:
             await self.send_error(str(error))
             return
         await database_sync_to_async(post_message)(self.room, self.scope["user"], text)

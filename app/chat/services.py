@@ -2,30 +2,20 @@
 
 from django.conf import settings
 
+from realtime.text import InvalidText, validate_text
+
 from .events import message_payload
 from .models import ChatMessage
 
 RESUME_PAGE_SIZE = 200
 
 
-class InvalidMessage(ValueError):
-    """A client message that cannot be posted; str() is the reason sent back."""
-
-
 def validate_chat_message(content):
-    """Return the text to post from a client frame ``{"message": "..."}``."""
+    """Return the text to post from a client frame ``{"message": "..."}``; InvalidText
+    says what is wrong with it."""
     if not isinstance(content, dict):
-        raise InvalidMessage('expected a JSON object like {"message": "..."}')
-    text = content.get("message")
-    if not isinstance(text, str):
-        raise InvalidMessage('"message" must be a string')
-    if not text.strip():
-        raise InvalidMessage("message is empty")
-    if len(text) > settings.CHAT_MESSAGE_MAX_LENGTH:
-        raise InvalidMessage(
-            f"message is longer than {settings.CHAT_MESSAGE_MAX_LENGTH} characters"
-        )
-    return text
+        raise InvalidText('expected a JSON object like {"message": "..."}')
+    return validate_text(content.get("message"), "message", settings.CHAT_MESSAGE_MAX_LENGTH)
 
 
 def display_name(user):

@@ -37,3 +37,8 @@ async def receive_until_quiet(ws, quiet=1.0):
         while True:
             frames.append(await receive_json(ws, timeout=quiet))
     return frames
+
+
+def bearer(token):
+    """The handshake header of a client authenticating with an API token."""
+    return {"Authorization": f"Bearer {token}"}

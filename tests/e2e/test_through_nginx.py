@@ -92,7 +92,9 @@ async def test_anonymous_notifications_socket_is_closed_with_4401(stack):
         ({"text": "x"}, {"Authorization": "Bearer garbage"}, 401),
         (b"{not json", {"Authorization": "Bearer TOKEN"}, 400),
         ({"text": ""}, {"Authorization": "Bearer TOKEN"}, 400),
+        ({"text": "a\x00b"}, {"Authorization": "Bearer TOKEN"}, 400),
     ],
+    ids=["anonymous", "bad token", "not JSON", "empty text", "NUL in the text"],
 )
 def test_api_errors_through_nginx(stack, body, headers, expected):
     if "TOKEN" in headers.get("Authorization", ""):

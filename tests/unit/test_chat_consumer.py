@@ -83,6 +83,12 @@ async def test_invalid_messages_get_an_error_and_nothing_is_stored(connect, fram
     await ws.send_json_to(frame)
     assert reason in (await receive(ws))["error"]
     assert await stored_messages("strict") == []
+
+
+async def test_tabs_and_line_breaks_are_text_not_control_characters(connect):
+    ws, _, _ = await connect("/ws/chat/lines/")
+    await ws.send_json_to({"message": "one\ttwo\r\nthree \u00e9\U0001f600"})
+    assert (await receive(ws))["message"] == "one\ttwo\r\nthree \u00e9\U0001f600"
     await ws.send_json_to({"message": "x" * 4000})  # the longest allowed still works
     assert (await receive(ws))["type"] == "chat.message"
 
