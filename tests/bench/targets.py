@@ -97,6 +97,7 @@ class FloorTarget:
             port=self.port,
             daphne_instances=1,
             own_redis=False,
+            allowed_hosts=["127.0.0.1"],
         )
         self.socket = self.config.run_dir / "floor.sock"
         self.processes = []

@@ -1,9 +1,10 @@
 """Defences against what a black-box probe of the stack tried, each proven through nginx
 against the real gunicorn, daphne and Redis. (Control characters are among bad_frames.py,
-run by test_bad_input_through_nginx.py; production's limits in test_production_limits.py.)
+run by test_bad_input_through_nginx.py; production's limits in test_production_like_stack.py.)
 """
 
 import json
+import socket
 import uuid
 from hashlib import sha256
 
@@ -26,3 +27,39 @@ async def test_a_long_room_name_never_shares_a_group_with_another_room(stack):
             assert (await receive_json(ws))["room"] == room
         assert await receive_until_quiet(long_member, quiet=0.5) == []
         assert await receive_until_quiet(lookalike_member, quiet=0.5) == []
+
+
+# -- unknown hosts ----------------------------------------------------------------------------
+
+
+def raw_request(address, host):
+    """The bytes answered to a GET /healthz with ``host`` (b"": closed without an answer)."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family) as client:
+        client.settimeout(10)
+        client.connect(address)
+        request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        client.sendall(request.encode())
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_unknown_hosts_get_no_answer_from_nginx_and_never_reach_django(stack):
+    host = f"probe-{uuid.uuid4().hex[:8]}.example"
+    assert raw_request(("127.0.0.1", stack.port), host) == b""
+    assert raw_request(("127.0.0.1", stack.port), f"localhost:{stack.port}").startswith(
+        b"HTTP/1.1 200"
+    )
+    assert stack.logs_containing(host) == []
+
+
+def test_a_disallowed_host_that_reaches_gunicorn_is_one_log_line_without_traceback(stack):
+    host = f"direct-{uuid.uuid4().hex[:8]}.example"
+    answer = raw_request(str(stack.run_dir / "gunicorn.sock"), host)
+    assert answer.startswith(b"HTTP/1.1 400") and b"Traceback" not in answer
+    log = (stack.data_dir / "log" / "gunicorn.log").read_text()
+    lines = [line for line in log.splitlines() if host in line]
+    # One line: a traceback would end with the exception, naming the host again.
+    assert len(lines) == 1 and "WARNING django.security.DisallowedHost" in lines[0], lines

@@ -216,8 +216,23 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        "client_error": {"()": "config.log_filters.ClientErrorWithoutTraceback"},
+    },
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "stderr_client_errors": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_error"],
+        },
+    },
+    "loggers": {
+        # An unknown Host header: one warning line (nginx answers most of them itself).
+        "django.security.DisallowedHost": {
+            "handlers": ["stderr_client_errors"],
+            "propagate": False,
+        },
     },
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
