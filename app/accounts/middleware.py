@@ -18,6 +18,11 @@ def bearer_token(scope):
     return None
 
 
+def token_presented(scope):
+    """Whether a handshake brings a token (a client that authenticates without cookies)."""
+    return bearer_token(scope) is not None
+
+
 class TokenAuthMiddleware(BaseMiddleware):
     """Sets scope["user"] (and scope["api_token"]) from a token on websocket connections.
 

@@ -3,12 +3,88 @@ against the real gunicorn, daphne and Redis. (Control characters are among bad_f
 run by test_bad_input_through_nginx.py; production's limits in test_production_like_stack.py.)
 """
 
+import asyncio
+import http.client
 import json
 import socket
 import uuid
 from hashlib import sha256
 
-from e2e.conftest import receive_json, receive_until_quiet
+import pytest
+from e2e.conftest import bearer, receive_json, receive_until_quiet
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+# -- origins -------------------------------------------------------------------------------
+
+DEMO_PASSWORD = "demo-password"  # web/management/commands/demo_data.py, run by `up`
+
+
+async def refused_status(stack, path, origin, **kwargs):
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{stack.ws_url}{path}", origin=origin, open_timeout=10, **kwargs):
+            pass
+    return refused.value.response.status_code
+
+
+@pytest.fixture(scope="module")
+def alice_cookie(stack):
+    cookies = stack.sign_in("alice", DEMO_PASSWORD, login_path="/login/")
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def lookalike_origins(stack):
+    """Origins on the site's own host names that are not the site: another port, another
+    scheme. Channels' AllowedHostsOriginValidator compares host names only."""
+    return {
+        "another port": "http://127.0.0.1:9999",
+        "localhost on another port": "http://localhost:1234",
+        "https instead of http": f"https://127.0.0.1:{stack.port}",
+        "no port": "http://127.0.0.1",
+    }
+
+
+async def test_websockets_from_another_origin_of_the_sites_hosts_get_403(stack, alice_cookie):
+    for name, origin in lookalike_origins(stack).items():
+        status = await refused_status(
+            stack, "/ws/notifications/?since=0", origin, additional_headers={"Cookie": alice_cookie}
+        )
+        assert status == 403, name
+
+
+def sse_status(stack, headers):
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    try:
+        connection.request("GET", "/sse/notifications/?since=0", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_event_streams_from_another_origin_get_403(stack, alice_cookie):
+    for name, origin in lookalike_origins(stack).items():
+        assert sse_status(stack, {"Cookie": alice_cookie, "Origin": origin}) == 403, name
+    # The site's own origin, and a same-origin EventSource, which sends no Origin at all.
+    assert sse_status(stack, {"Cookie": alice_cookie, "Origin": stack.url}) == 200
+    assert sse_status(stack, {"Cookie": alice_cookie}) == 200
+
+
+async def test_clients_without_an_origin_need_a_token_and_their_cookies_are_not_enough(
+    stack, alice_cookie
+):
+    """Browsers always send Origin on a websocket handshake: one without it is a script or
+    an app, which authenticates with a token, never with a cookie it might have copied."""
+    assert await refused_status(stack, "/ws/echo/", None) == 403
+    cookie = {"Cookie": alice_cookie}
+    assert await refused_status(stack, "/ws/notifications/", None, additional_headers=cookie) == 403
+    token = stack.issue_token(f"no-origin-{uuid.uuid4().hex[:8]}")
+    async with connect(
+        f"{stack.ws_url}/ws/notifications/", origin=None, additional_headers=bearer(token)
+    ) as ws:
+        status, body = await asyncio.to_thread(stack.notify, token, "to a script")
+        assert status == 201
+        assert (await receive_json(ws))["id"] == body["id"]
+
 
 # -- room groups ----------------------------------------------------------------------------
 

@@ -5,8 +5,10 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import HttpCommunicator
 from django.test import Client
 
+from config.asgi import application
 from notifications.models import Notification
 from notifications.sse import stream_events
 
@@ -24,6 +26,18 @@ def test_a_bad_resume_point_is_400(user, resume):
     client = Client()
     client.force_login(user)
     assert client.get("/sse/notifications/", **resume).status_code == 400
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:9999", "https://127.0.0.1:8080", "null"])
+async def test_a_stream_opened_from_another_origin_is_403(origin):
+    """The check websockets get (realtime.origins), on daphne's HTTP side: before the view,
+    so before any database work."""
+    request = HttpCommunicator(
+        application, "GET", "/sse/notifications/", headers=[(b"origin", origin.encode())]
+    )
+    response = await request.get_response(timeout=TIMEOUT)
+    assert response["status"] == 403
+    assert json.loads(response["body"]) == {"error": "this origin may not use the site's streams"}
 
 
 @database_sync_to_async
