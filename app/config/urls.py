@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import create_ticket
 from notifications.sse import notification_stream
 from notifications.views import create_notification
 from realtime.health import healthz
@@ -8,6 +9,7 @@ from realtime.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/notifications/", create_notification, name="api-notifications"),
+    path("api/ws-ticket/", create_ticket, name="api-ws-ticket"),
     # Served by daphne (nginx routes /sse/ there); gunicorn would tie up a worker per stream.
     path("sse/notifications/", notification_stream, name="sse-notifications"),
     path("admin/", admin.site.urls),

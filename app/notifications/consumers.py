@@ -20,7 +20,9 @@ class NotificationConsumer(StoredEventConsumer):
     async def connect(self):
         user = self.scope["user"]
         if not user.is_authenticated:
-            await self.refuse(close_codes.UNAUTHORIZED, "sign in, or connect with ?token=<token>")
+            await self.refuse(
+                close_codes.UNAUTHORIZED, "sign in, or connect with an API token or a ticket"
+            )
             return
         since = await self.resume_point()
         if since is False:

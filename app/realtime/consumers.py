@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from . import catch_up, close_codes, reauth
 from .limits import MessageRate, socket_caps
-from .scope import parse_message_id, query_param
+from .scope import TICKET_SUBPROTOCOL, parse_message_id, query_param, ticket_offered
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,9 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         await super().websocket_connect(message)
 
     async def accept(self, subprotocol=None, headers=None):
+        if subprotocol is None and ticket_offered(self.scope) is not None:
+            # A browser fails a handshake whose answer names none of the offered protocols.
+            subprotocol = TICKET_SUBPROTOCOL
         await super().accept(subprotocol, headers)
         self.accepted = True
         reauth.watcher.watch(self)

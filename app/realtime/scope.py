@@ -16,3 +16,16 @@ def parse_message_id(text):
     if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise ValueError("since must be a message id (a non-negative integer)")
     return int(text)
+
+
+# Offered by a client next to its ticket (accounts.tickets), as Sec-WebSocket-Protocol:
+# "realtime.ticket, <ticket>". The server answers with this name, never the ticket.
+TICKET_SUBPROTOCOL = "realtime.ticket"
+
+
+def ticket_offered(scope):
+    """The ticket a handshake offers among its subprotocols, or None."""
+    offered = scope.get("subprotocols") or ()
+    if TICKET_SUBPROTOCOL not in offered:
+        return None
+    return next((protocol for protocol in offered if protocol != TICKET_SUBPROTOCOL), "")

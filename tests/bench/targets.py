@@ -55,8 +55,9 @@ class StackTarget:
     def chat_path(self, room):
         return f"/ws/chat/{room}/"
 
-    def push_path(self):
-        return f"/ws/notifications/?token={self.token}"
+    def push_socket(self):
+        """Where a push's recipient connects, and with which handshake headers."""
+        return "/ws/notifications/", [("Authorization", f"Bearer {self.token}")]
 
     def handshake_path(self):
         return "/ws/echo/"
@@ -147,8 +148,8 @@ class FloorTarget:
     def chat_path(self, room):
         return f"/ws/chat/{room}/"
 
-    def push_path(self):
-        return "/ws/notifications/"
+    def push_socket(self):
+        return "/ws/notifications/", []
 
     def handshake_path(self):
         return "/ws/echo/"

@@ -13,7 +13,7 @@ from hashlib import sha256
 import pytest
 from e2e.conftest import bearer, receive_json, receive_until_quiet
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 # -- origins -------------------------------------------------------------------------------
 
@@ -103,6 +103,47 @@ async def test_a_long_room_name_never_shares_a_group_with_another_room(stack):
             assert (await receive_json(ws))["room"] == room
         assert await receive_until_quiet(long_member, quiet=0.5) == []
         assert await receive_until_quiet(lookalike_member, quiet=0.5) == []
+
+
+# -- secrets in URLs --------------------------------------------------------------------------
+
+DAPHNES = ("daphne-1", "daphne-2")
+
+
+def test_tokens_in_urls_are_refused_by_nginx_and_never_logged_even_with_daphne_down(stack):
+    raw = stack.issue_token(f"in-url-{uuid.uuid4().hex[:8]}")
+    secret = raw.split(".", 1)[1]
+    for name in DAPHNES:
+        stack.stop_program(name)
+    try:
+        for path in ("/ws/notifications/", "/sse/notifications/"):
+            status, body, _ = stack.http("GET", f"{path}?token={raw}")
+            assert status == 400 and "Authorization" in body, (path, status, body)
+    finally:
+        stack.restore(DAPHNES)
+    assert stack.logs_containing(secret) == []
+
+
+async def test_a_ticket_opens_one_socket_once_and_never_travels_in_a_url(stack):
+    token = stack.issue_token(f"ticket-{uuid.uuid4().hex[:8]}")
+    headers = {**bearer(token), "Content-Type": "application/json"}
+    status, body, _ = stack.http("POST", "/api/ws-ticket/", b"", headers)
+    assert status == 201 and body["expires_in"] <= 60, body
+    offer = ["realtime.ticket", body["ticket"]]
+    async with connect(
+        f"{stack.ws_url}/ws/notifications/", origin=None, subprotocols=offer, open_timeout=10
+    ) as ws:
+        assert ws.subprotocol == "realtime.ticket"
+        status, pushed = await asyncio.to_thread(stack.notify, token, "over a ticket")
+        assert (await receive_json(ws))["id"] == pushed["id"]
+    async with connect(
+        f"{stack.ws_url}/ws/notifications/", origin=stack.url, subprotocols=offer, open_timeout=10
+    ) as again:
+        assert "sign in" in (await receive_json(again))["error"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive_json(again)
+    assert closed.value.rcvd.code == 4401
+    assert stack.logs_containing(body["ticket"]) == []
 
 
 # -- unknown hosts ----------------------------------------------------------------------------

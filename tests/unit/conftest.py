@@ -9,6 +9,11 @@ ORIGIN = (b"origin", b"http://127.0.0.1:8080")
 TIMEOUT = 5
 
 
+def bearer(token):
+    """The handshake header of a client signing in with an API token."""
+    return (b"authorization", f"Bearer {token}".encode())
+
+
 @pytest.fixture(autouse=True)
 def plain_static_storage(settings):
     """Pages render without collectstatic (the hashed-name manifest exists only after it)."""
@@ -31,14 +36,17 @@ def token(user):
 async def connect():
     """Open websockets on the full ASGI application (origin check, auth, routing).
 
-    ``await connect("/ws/echo/")`` returns ``(communicator, accepted, close_code)``;
+    ``await connect("/ws/echo/")`` returns ``(communicator, accepted, close_code)`` (for an
+    accepted socket, the third is the subprotocol the server chose, if any);
     every communicator is disconnected when the test ends. ``client`` sets the peer
     address daphne would put in the scope.
     """
     opened = []
 
-    async def _connect(path, headers=(ORIGIN,), client=None):
-        communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    async def _connect(path, headers=(ORIGIN,), client=None, subprotocols=None):
+        communicator = WebsocketCommunicator(
+            application, path, headers=list(headers), subprotocols=subprotocols
+        )
         if client is not None:
             communicator.scope["client"] = [client, 40000]
         opened.append(communicator)

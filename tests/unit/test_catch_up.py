@@ -13,7 +13,7 @@ import redis
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from unit.conftest import receive
+from unit.conftest import ORIGIN, bearer, receive
 
 from chat.models import ChatMessage
 from chat.services import post_message
@@ -60,7 +60,7 @@ async def test_a_chat_socket_gets_what_it_missed_after_the_subscription_comes_ba
 
 async def test_a_notification_socket_gets_only_what_came_after_it_opened(connect, user, token):
     old = await database_sync_to_async(Notification.objects.create)(user=user, text="old")
-    ws, _, _ = await connect(f"/ws/notifications/?token={token}")
+    ws, _, _ = await connect("/ws/notifications/", headers=(ORIGIN, bearer(token)))
     assert await ws.receive_nothing(timeout=0.2)
     missed = await store_unannounced(Notification, {"user": user, "text": "missed"})
     assert await asyncio.to_thread(drop_pubsub_connections) >= 1

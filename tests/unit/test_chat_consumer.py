@@ -4,7 +4,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.test import override_settings
-from unit.conftest import closed_with, receive
+from unit.conftest import ORIGIN, bearer, closed_with, receive
 
 from chat.events import room_group
 from chat.models import ChatMessage
@@ -46,7 +46,7 @@ async def test_other_rooms_do_not_receive_the_message(connect):
 
 
 async def test_signed_in_users_chat_under_their_name(connect, token):
-    ws, _, _ = await connect(f"/ws/chat/lobby/?token={token}")
+    ws, _, _ = await connect("/ws/chat/lobby/", headers=(ORIGIN, bearer(token)))
     await ws.send_json_to({"message": "hello"})
     assert (await receive(ws))["username"] == "alice"
 
@@ -120,7 +120,7 @@ async def test_login_can_be_required(connect, token):
     anonymous, _, _ = await connect("/ws/chat/members/")
     assert "sign in" in (await receive(anonymous))["error"]
     assert await closed_with(anonymous) == 4401
-    member, _, _ = await connect(f"/ws/chat/members/?token={token}")
+    member, _, _ = await connect("/ws/chat/members/", headers=(ORIGIN, bearer(token)))
     await member.send_json_to({"message": "members only"})
     assert (await receive(member))["username"] == "alice"
 

@@ -3,7 +3,7 @@
 import pytest
 from django.core import checks
 
-from realtime import health, redis_hosts
+from realtime import redis_hosts, redis_store
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -43,9 +43,9 @@ def test_in_memory_layer_is_an_error_under_check_deploy(settings):
 @pytest.fixture
 def unreachable_redis(settings):
     settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
-    health._redis_clients.cache_clear()
+    redis_store.clients.cache_clear()
     yield
-    health._redis_clients.cache_clear()
+    redis_store.clients.cache_clear()
 
 
 def test_unreachable_redis_is_a_warning(unreachable_redis):
