@@ -7,7 +7,8 @@ Checks, each bounded by --timeout and reported as one PASS/FAIL line:
   healthz       GET /healthz answers 200 with every check "ok" (gunicorn, database, Redis)
   echo          /ws/echo/ says hello and echoes a message (daphne)
   chat          two sockets in one room both receive a message one of them sent (the room
-                "_smoke": names starting with "_" stay out of the page's room list)
+                "_smoke": names starting with "_" stay out of the page's room list), as
+                the token's user when given (production refuses anonymous chat)
   push          (with --token) POST /api/notifications/ to gunicorn arrives on the user's
                 /ws/notifications/ socket in daphne: the cross-process path through Redis
   ticket        (with --token) a ticket from POST /api/ws-ticket/ (gunicorn, stored in
@@ -77,13 +78,16 @@ class Smoke:
         )
 
     async def receive(self, ws, predicate, what):
-        """The first JSON frame matching ``predicate``, skipping others (history, hello)."""
+        """The first JSON frame matching ``predicate``, skipping others (history, hello);
+        an error frame the predicate does not expect fails the check with its reason."""
         try:
             async with asyncio.timeout(self.timeout):
                 while True:
                     frame = json.loads(await ws.recv())
                     if predicate(frame):
                         return frame
+                    if "error" in frame:
+                        raise CheckFailed(f"the server answered: {frame['error']}")
         except TimeoutError:
             raise CheckFailed(f"no {what} within {self.timeout:g} s") from None
 
@@ -108,9 +112,11 @@ class Smoke:
     async def check_chat(self):
         text = f"smoke test {uuid.uuid4().hex}"
         is_ours = lambda f: f.get("type") == "chat.message" and f.get("message") == text  # noqa: E731
+        # Signed in with the token when there is one: production refuses anonymous chat.
+        signed_in = self.bearer if self.token else None
         async with (
-            self.websocket(f"/ws/chat/{SMOKE_ROOM}/") as alice,
-            self.websocket(f"/ws/chat/{SMOKE_ROOM}/") as bob,
+            self.websocket(f"/ws/chat/{SMOKE_ROOM}/", signed_in) as alice,
+            self.websocket(f"/ws/chat/{SMOKE_ROOM}/", signed_in) as bob,
         ):
             await alice.send(json.dumps({"message": text}))
             seen_by_alice = await self.receive(alice, is_ours, "message on the sender's socket")

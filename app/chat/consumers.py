@@ -3,12 +3,15 @@ from django.conf import settings
 
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
+from realtime.scope import client_address
 from realtime.text import InvalidText
+from realtime.throttle import client_of
 
 from .events import is_valid_room_name, room_group
 from .services import (
     messages_after,
     post_message,
+    posting_refusal,
     recent_history,
     validate_chat_message,
 )
@@ -61,7 +64,17 @@ class ChatConsumer(StoredEventConsumer):
         except InvalidText as error:
             await self.send_error(str(error))
             return
-        await database_sync_to_async(post_message)(self.room, self.scope["user"], text)
+        refusal = await database_sync_to_async(self.post)(text)
+        if refusal is not None:
+            await self.send_error(refusal)
+
+    def post(self, text):
+        """Store a message, or say which limit refuses it (synchronous: database thread)."""
+        user = self.scope["user"]
+        refusal = posting_refusal(self.room, client_of(user, client_address(self.scope)))
+        if refusal is None:
+            post_message(self.room, user, text)
+        return refusal
 
     async def chat_message(self, event):
         await self.relay_event(event)

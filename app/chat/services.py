@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from realtime.text import InvalidText, validate_text
+from realtime.throttle import Rate, posting_wait, too_many_posts, wait_seconds
 
 from .events import message_payload
 from .models import ChatMessage
@@ -16,6 +17,22 @@ def validate_chat_message(content):
     if not isinstance(content, dict):
         raise InvalidText('expected a JSON object like {"message": "..."}')
     return validate_text(content.get("message"), "message", settings.CHAT_MESSAGE_MAX_LENGTH)
+
+
+def posting_refusal(room, poster):
+    """Why ``poster`` (realtime.throttle.client_of) may not post in ``room`` now, or None:
+    over the posting rate, or over CHAT_ROOMS_PER_HOUR if this message would create the
+    room (a room exists once it has a message)."""
+    if wait := posting_wait(poster):
+        return too_many_posts(wait)
+    if not ChatMessage.objects.filter(room=room).exists():
+        rooms = Rate.per_hour(settings.CHAT_ROOMS_PER_HOUR)
+        if wait := wait_seconds("room", poster, rooms):
+            return (
+                f"too many new rooms: at most {settings.CHAT_ROOMS_PER_HOUR} an hour; "
+                f"post in an existing room, or try again in {wait / 60:.0f} min"
+            )
+    return None
 
 
 def display_name(user):

@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
@@ -6,6 +8,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import api_auth_required
 from realtime.consumers import decode
 from realtime.text import InvalidText, validate_text
+from realtime.throttle import client_of, posting_wait, request_address, too_many_posts
 
 from .models import Notification
 
@@ -58,5 +61,9 @@ def create_notification(request):
     recipient = _recipient(body, request.user)
     if recipient is None:
         return _bad_request('"to" must name an active user')
+    if wait := posting_wait(client_of(request.user, request_address(request))):
+        response = JsonResponse({"error": too_many_posts(wait)}, status=429)
+        response["Retry-After"] = str(math.ceil(wait))
+        return response
     notification = Notification.objects.create(user=recipient, text=text)
     return JsonResponse({"id": notification.id}, status=201)

@@ -10,6 +10,12 @@ def query_param(scope, name):
     return values[0] if values else None
 
 
+def client_address(scope):
+    """The client's address (daphne takes it from nginx's X-Forwarded-For), or "-"."""
+    client = scope.get("client")
+    return client[0] if client else "-"
+
+
 def parse_message_id(text):
     """A resume point (``?since=``, ``Last-Event-ID``) as an int; ValueError unless it is
     a plain non-negative integer."""

@@ -1,20 +1,26 @@
-"""A stack configured as production runs, through nginx: on PostgreSQL, anonymous chat off.
+"""A stack configured as production runs, through nginx: on PostgreSQL, anonymous chat off,
+and abuse limits small enough to reach in a few requests.
 
 The module runs its own stack on a private PostgreSQL cluster (tests/e2e/postgres.py).
-Proven here: anonymous users cannot chat; control characters are refused before
-PostgreSQL, which rejects NUL in text, sees them.
+Proven here: posts limited per user across sockets, daphnes and the HTTP API; rooms
+created per user per hour bounded; control characters refused before PostgreSQL, which
+rejects NUL in text, sees them.
 """
 
+import asyncio
 import json
+import time
 import uuid
 
 import pytest
 from bad_frames import BAD_FRAMES
-from e2e.conftest import bearer, receive_json, receive_until_quiet
+from e2e.conftest import bearer, receive_json, receive_until, receive_until_quiet
 from e2e.localstack import LocalStack, free_port
 from e2e.postgres import PostgresCluster
 from websockets.exceptions import ConnectionClosed
 
+POST_RATE, POST_BURST = 1, 5
+ROOMS_PER_HOUR = 3
 PASSWORD = "a long enough password"
 
 
@@ -26,6 +32,9 @@ def stack(tmp_path_factory):
         free_port(),
         DATABASE_URL=database.url,
         CHAT_REQUIRE_LOGIN="true",
+        POST_RATE_LIMIT=str(POST_RATE),
+        POST_RATE_BURST=str(POST_BURST),
+        CHAT_ROOMS_PER_HOUR=str(ROOMS_PER_HOUR),
     )
     try:
         local.up()
@@ -42,12 +51,46 @@ def new_user(stack, prefix):
     return username, stack.issue_token(username)
 
 
+async def post_once(stack, room, token, text):
+    """Post ``text`` on a fresh socket: the frame answering it (the message, or an error)."""
+    async with stack.websocket(f"/ws/chat/{room}/", additional_headers=bearer(token)) as ws:
+        await ws.send(json.dumps({"message": text}))
+        return await receive_until(ws, lambda f: "error" in f or f.get("message") == text)
+
+
 async def test_anonymous_users_cannot_chat(stack):
     async with stack.websocket("/ws/chat/lobby/") as ws:
         assert (await receive_json(ws))["error"] == "sign in to chat"
         with pytest.raises(ConnectionClosed) as closed:
             await receive_json(ws)
     assert closed.value.rcvd.code == 4401
+
+
+async def test_posts_are_limited_per_user_across_sockets_daphnes_and_the_api(stack):
+    _, token = new_user(stack, "poster")
+    room = f"limits-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    answers = await asyncio.gather(
+        *(post_once(stack, room, token, f"post {n}") for n in range(4 * POST_BURST))
+    )
+    elapsed = time.monotonic() - started
+    refused = [answer["error"] for answer in answers if "error" in answer]
+    stored = len(answers) - len(refused)
+    assert POST_BURST <= stored <= POST_BURST + POST_RATE * elapsed + 1, (stored, elapsed)
+    assert refused and all(error.startswith("too many messages") for error in refused)
+    # The same budget covers POST /api/notifications/.
+    statuses = [(await asyncio.to_thread(stack.notify, token, "and more"))[0] for _ in range(3)]
+    assert 429 in statuses, statuses
+
+
+async def test_rooms_created_per_user_per_hour_are_bounded(stack):
+    _, token = new_user(stack, "founder")
+    rooms = [f"new-{uuid.uuid4().hex[:8]}" for _ in range(ROOMS_PER_HOUR + 1)]
+    answers = [await post_once(stack, room, token, "first!") for room in rooms]
+    assert [answer.get("message") for answer in answers[:-1]] == ["first!"] * ROOMS_PER_HOUR
+    assert answers[-1]["error"].startswith("too many new rooms"), answers[-1]
+    # Rooms that exist take messages as before.
+    assert (await post_once(stack, rooms[0], token, "again"))["message"] == "again"
 
 
 CONTROL_CHARACTERS = {name: case for name, case in BAD_FRAMES.items() if "control" in case[1]}

@@ -4,14 +4,16 @@ run by test_bad_input_through_nginx.py; production's limits in test_production_l
 """
 
 import asyncio
+import contextlib
 import http.client
 import json
 import socket
+import time
 import uuid
 from hashlib import sha256
 
 import pytest
-from e2e.conftest import bearer, receive_json, receive_until_quiet
+from e2e.conftest import bearer, receive_json, receive_until, receive_until_quiet
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -103,6 +105,39 @@ async def test_a_long_room_name_never_shares_a_group_with_another_room(stack):
             assert (await receive_json(ws))["room"] == room
         assert await receive_until_quiet(long_member, quiet=0.5) == []
         assert await receive_until_quiet(lookalike_member, quiet=0.5) == []
+
+
+# -- posting limits -------------------------------------------------------------------------
+
+
+async def test_posting_is_limited_per_address_across_sockets_and_daphnes(stack):
+    """One message per fresh socket, from one address: the sockets share one budget in Redis
+    (the stack's defaults: 10 a second, 30 at once), whichever daphne holds each of them."""
+    room = f"flood-{uuid.uuid4().hex[:8]}"
+    address = "127.0.0.21"
+    started = time.monotonic()
+    answers = []
+    async with contextlib.AsyncExitStack() as sockets:
+        members = [
+            await sockets.enter_async_context(
+                stack.websocket(f"/ws/chat/{room}/", local_addr=(address, 0))
+            )
+            for _ in range(60)
+        ]
+        for n, ws in enumerate(members):
+            await ws.send(json.dumps({"message": f"post {n}"}))
+        for n, ws in enumerate(members):
+            answers.append(
+                await receive_until(
+                    ws, lambda f, n=n: "error" in f or f.get("message") == f"post {n}"
+                )
+            )
+    elapsed = time.monotonic() - started
+    refused = [answer for answer in answers if "error" in answer]
+    assert refused, "every post was stored"
+    assert all(answer["error"].startswith("too many messages") for answer in refused)
+    stored = len(answers) - len(refused)
+    assert 30 <= stored <= 30 + 10 * elapsed + 1, (stored, elapsed)
 
 
 # -- secrets in URLs --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 
 from accounts.tokens import issue_token
 from config.asgi import application
+from realtime import redis_store, throttle
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8080")
 TIMEOUT = 5
@@ -19,6 +20,17 @@ def plain_static_storage(settings):
     """Pages render without collectstatic (the hashed-name manifest exists only after it)."""
     plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     settings.STORAGES = {**settings.STORAGES, "staticfiles": plain}
+
+
+@pytest.fixture(autouse=True)
+def full_rate_limit_buckets(redis_server, monkeypatch):
+    """Every test starts with the shared limits untouched: their counts live in the
+    session's Redis, and one test's posts must not use up the next one's budget (nor its
+    simulated Redis outage pause the next one's limits)."""
+    for client in redis_store.clients():
+        if keys := list(client.scan_iter(f"{redis_store.KEY_PREFIX}rate:*")):
+            client.delete(*keys)
+    monkeypatch.setattr(throttle, "_paused_until", 0.0)
 
 
 @pytest.fixture
