@@ -2,7 +2,7 @@
 nothing by opening more sockets, reconnecting, or landing on another daphne or gunicorn
 worker.
 
-A limit is a bucket per client (a user, an address): ``burst`` at once,
+A limit is a bucket per client (a user, an address, a user name): ``burst`` at once,
 refilled at ``per_second``. It is kept as one timestamp per key (GCRA, the generic cell
 rate algorithm), updated by one Lua script on Redis's own clock: atomic across processes
 and hosts, one round trip per check, and the key expires once the bucket is full again.
@@ -59,6 +59,10 @@ class Rate:
     @classmethod
     def per_hour(cls, count):
         return cls(count / 3600, count)
+
+    @classmethod
+    def per_period(cls, count, seconds):
+        return cls(count / seconds if seconds else 0, count)
 
     @property
     def enabled(self):

@@ -3,13 +3,16 @@ and abuse limits small enough to reach in a few requests.
 
 The module runs its own stack on a private PostgreSQL cluster (tests/e2e/postgres.py).
 Proven here: posts limited per user across sockets, daphnes and the HTTP API; rooms
-created per user per hour bounded; control characters refused before PostgreSQL, which
-rejects NUL in text, sees them.
+created per user per hour bounded; failed sign-ins throttled per user name and per
+address; control characters refused before PostgreSQL, which rejects NUL in text, sees them.
 """
 
 import asyncio
+import http.client
 import json
+import re
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -21,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 POST_RATE, POST_BURST = 1, 5
 ROOMS_PER_HOUR = 3
+FAILURES_PER_USER, FAILURES_PER_ADDRESS = 3, 6
 PASSWORD = "a long enough password"
 
 
@@ -35,6 +39,8 @@ def stack(tmp_path_factory):
         POST_RATE_LIMIT=str(POST_RATE),
         POST_RATE_BURST=str(POST_BURST),
         CHAT_ROOMS_PER_HOUR=str(ROOMS_PER_HOUR),
+        LOGIN_FAILURE_LIMIT=str(FAILURES_PER_USER),
+        LOGIN_FAILURE_LIMIT_PER_ADDRESS=str(FAILURES_PER_ADDRESS),
     )
     try:
         local.up()
@@ -91,6 +97,60 @@ async def test_rooms_created_per_user_per_hour_are_bounded(stack):
     assert answers[-1]["error"].startswith("too many new rooms"), answers[-1]
     # Rooms that exist take messages as before.
     assert (await post_once(stack, rooms[0], token, "again"))["message"] == "again"
+
+
+def sign_in(stack, path, username, password, address):
+    """Submit the sign-in form at ``path`` from ``address``: the HTTP status (200: the form
+    again, with an error; 302: signed in; 429: refused without checking)."""
+
+    def request(method, body=None, headers=None):
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", stack.port, timeout=10, source_address=(address, 0)
+        )
+        try:
+            connection.request(method, path, body, headers or {})
+            response = connection.getresponse()
+            return response.status, response.getheader("Set-Cookie", ""), response.read().decode()
+        finally:
+            connection.close()
+
+    _, set_cookie, page = request("GET")
+    cookie = re.search(r"csrftoken=([^;]+)", set_cookie)[1]
+    form_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    form = {"username": username, "password": password, "csrfmiddlewaretoken": form_token}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": f"csrftoken={cookie}",
+    }
+    status, _, _ = request("POST", urllib.parse.urlencode(form), headers)
+    return status
+
+
+@pytest.mark.parametrize(
+    "path, address", [("/login/", "127.0.0.31"), ("/admin/login/", "127.0.0.32")]
+)
+def test_failed_sign_ins_are_throttled_per_user_name(stack, path, address):
+    username, _ = new_user(stack, "target")
+    failures = [sign_in(stack, path, username, "wrong", address) for _ in range(FAILURES_PER_USER)]
+    assert failures == [200] * FAILURES_PER_USER
+    # Refused now, the right password too, from any address: a guesser learns nothing more.
+    assert sign_in(stack, path, username, PASSWORD, address) == 429
+    assert sign_in(stack, path, username, PASSWORD, "127.0.0.33") == 429
+    # Other users of the same address sign in as before.
+    other, _ = new_user(stack, "bystander")
+    assert sign_in(stack, path, other, PASSWORD, address) == 302
+
+
+def test_failed_sign_ins_are_throttled_per_address(stack):
+    address = "127.0.0.34"
+    statuses = [
+        sign_in(stack, "/login/", f"guess-{n}", "wrong", address)
+        for n in range(FAILURES_PER_ADDRESS)
+    ]
+    assert statuses == [200] * FAILURES_PER_ADDRESS
+    username, _ = new_user(stack, "behind-the-same-address")
+    assert sign_in(stack, "/login/", username, PASSWORD, address) == 429
+    assert sign_in(stack, "/login/", username, PASSWORD, "127.0.0.35") == 302
 
 
 CONTROL_CHARACTERS = {name: case for name, case in BAD_FRAMES.items() if "control" in case[1]}

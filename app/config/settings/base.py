@@ -215,6 +215,12 @@ POST_RATE_LIMIT = env.float("POST_RATE_LIMIT", default=1)
 POST_RATE_BURST = env.int("POST_RATE_BURST", default=10)
 # Chat rooms a user (or address) may create, by posting a room's first message, per hour.
 CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=20)
+# Failed sign-ins (/login/, /admin/login/) per user name and per address within
+# LOGIN_FAILURE_PERIOD seconds; past either, the page answers 429 without checking the
+# password, and allows one more try every PERIOD / LIMIT (accounts.sign_in).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
+LOGIN_FAILURE_PERIOD = env.int("LOGIN_FAILURE_PERIOD", default=900)
 
 # `manage.py demo_data` (users with a published password) runs only where this is on:
 # the local settings, never production.
