@@ -18,7 +18,7 @@ DAPHNE_INSTANCES ?= 2
 TEST_PACKAGES := chromium pg_ctlcluster:postgresql openssl systemd-analyze:systemd debootstrap \
 	systemd-nspawn:systemd-container ip:iproute2
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench bench-replay
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, 
 bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
 	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
+
+bench-replay: $(STAMP) ## Measure what resuming a 100,000-message room costs a daphne (~3 min)
+	@$(PYTHON) tests/bench/replay.py
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

@@ -8,20 +8,15 @@ from realtime.text import InvalidText
 from realtime.throttle import client_of
 
 from .events import is_valid_room_name, room_group
-from .services import (
-    messages_after,
-    post_message,
-    posting_refusal,
-    recent_history,
-    validate_chat_message,
-)
+from .services import post_message, posting_refusal, room_stream, validate_chat_message
 
 
 class ChatConsumer(StoredEventConsumer):
     """``/ws/chat/<room>/``: post ``{"message": "..."}``, receive every message of the room.
 
     On connect the client first gets the room's last 50 messages, or with
-    ``?since=<id>`` every message after that id (a reconnecting client's resume).
+    ``?since=<id>`` every message after that id (a reconnecting client's resume; past
+    1,000 of them, a reset and the last 50: see realtime.replay).
     """
 
     async def connect(self):
@@ -42,21 +37,10 @@ class ChatConsumer(StoredEventConsumer):
         # both the backlog and the live stream (sent once, see chat_message), never in neither.
         await self.join_group(room_group(room))
         await self.accept()
-        await self.send_backlog(since)
+        await self.replay(since)
 
-    async def send_backlog(self, since):
-        if since is None:
-            payloads = await database_sync_to_async(recent_history)(self.room)
-        else:
-            payloads = await database_sync_to_async(self.stored_after)(since)
-        await self.send_stored(payloads)
-
-    def stored_after(self, since):
-        payloads = []
-        while page := messages_after(self.room, since):
-            payloads += page
-            since = page[-1]["id"]
-        return payloads
+    def stored_stream(self):
+        return room_stream(self.room)
 
     async def receive_json(self, content):
         try:

@@ -2,13 +2,16 @@
 
 from django.conf import settings
 
+from realtime.replay import StoredStream
 from realtime.text import InvalidText, validate_text
 from realtime.throttle import Rate, posting_wait, too_many_posts, wait_seconds
 
 from .events import message_payload
 from .models import ChatMessage
 
-RESUME_PAGE_SIZE = 200
+# The most messages one resume replays (?since=, a catch-up); a client further behind
+# starts over with the latest ones (realtime.replay).
+RESUME_LIMIT = 1000
 
 
 def validate_chat_message(content):
@@ -49,17 +52,12 @@ def post_message(room, user, text):
     )
 
 
-def recent_history(room):
-    """The room's last CHAT_HISTORY_LENGTH messages as client payloads, oldest first."""
-    latest = ChatMessage.objects.filter(room=room).order_by("-id")[: settings.CHAT_HISTORY_LENGTH]
-    return [message_payload(message) for message in reversed(latest)]
-
-
-def messages_after(room, after_id):
-    """Up to RESUME_PAGE_SIZE payloads posted after ``after_id``, oldest first.
-
-    Call again with the last id returned until it returns nothing: every message a
-    reconnecting client missed, in order, however many.
-    """
-    page = ChatMessage.objects.filter(room=room, id__gt=after_id).order_by("id")
-    return [message_payload(message) for message in page[:RESUME_PAGE_SIZE]]
+def room_stream(room):
+    """The room's messages as a client follows them: its last CHAT_HISTORY_LENGTH on a
+    first visit, and up to RESUME_LIMIT of them replayed on a resume."""
+    return StoredStream(
+        rows=ChatMessage.objects.filter(room=room),
+        payload=message_payload,
+        limit=RESUME_LIMIT,
+        latest=settings.CHAT_HISTORY_LENGTH,
+    )

@@ -88,6 +88,86 @@ async def test_clients_without_an_origin_need_a_token_and_their_cookies_are_not_
         assert (await receive_json(ws))["id"] == body["id"]
 
 
+# -- replay ---------------------------------------------------------------------------------
+
+
+def store_unannounced(stack, statement):
+    """Run ``statement`` (bulk_create: no post_save, no broadcast) in manage.py shell and
+    return what it prints last, as JSON."""
+    output = stack.manage("shell", "-c", f"import json; {statement}")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def fill_room(stack, room, count):
+    """``count`` messages in ``room``, stored at once: their ids, oldest first."""
+    return store_unannounced(
+        stack,
+        "from chat.models import ChatMessage; "
+        f"rows = ChatMessage.objects.bulk_create(ChatMessage(room={room!r}, username='bulk', "
+        f"message=f'bulk {{n}}') for n in range({count})); "
+        "print(json.dumps([row.id for row in rows]))",
+    )
+
+
+async def test_a_resume_replays_at_most_the_limit_then_tells_the_client_to_start_over(stack):
+    room = f"big-{uuid.uuid4().hex[:8]}"
+    ids = fill_room(stack, room, 1200)
+    # Within the limit (1,000 messages): every one, in order, then nothing more.
+    async with stack.websocket(f"/ws/chat/{room}/?since={ids[199]}") as ws:
+        replayed = await receive_until_quiet(ws)
+    assert [frame["id"] for frame in replayed] == ids[200:]
+    # Past it: a reset, then the room's latest 50 as on a first visit, then nothing more.
+    async with stack.websocket(f"/ws/chat/{room}/?since=0") as ws:
+        frames = await receive_until_quiet(ws)
+    reset, *latest = frames
+    assert reset["type"] == "resume.reset" and reset["limit"] == 1000, reset
+    assert [frame["id"] for frame in latest] == ids[-50:]
+    # The socket lives on: the client starts over on it.
+    async with stack.websocket(f"/ws/chat/{room}/?since=0") as ws:
+        await receive_until_quiet(ws, quiet=0.5)
+        await ws.send(json.dumps({"message": "after the reset"}))
+        frame = await receive_until(ws, lambda f: f.get("message") == "after the reset")
+        assert frame["id"] > ids[-1]
+
+
+def notify_unannounced(stack, username, count):
+    return store_unannounced(
+        stack,
+        "from django.contrib.auth import get_user_model; "
+        "from notifications.models import Notification; "
+        f"user = get_user_model().objects.get(username={username!r}); "
+        "rows = Notification.objects.bulk_create(Notification(user=user, text=f'bulk {n}') "
+        f"for n in range({count})); print(json.dumps([row.id for row in rows]))",
+    )
+
+
+async def test_a_notification_resume_past_its_limit_gets_a_reset_on_both_transports(stack):
+    username, password = f"busy-{uuid.uuid4().hex[:8]}", "a long enough password"
+    stack.create_staff_user(username, password)
+    token = stack.issue_token(username)
+    ids = notify_unannounced(stack, username, 250)
+    resume = stack.websocket("/ws/notifications/?since=0", additional_headers=bearer(token))
+    async with resume as ws:
+        reset, *latest = await receive_until_quiet(ws)
+    assert reset["type"] == "resume.reset" and reset["limit"] == 200, reset
+    assert [frame["id"] for frame in latest] == ids[-20:]
+
+    cookies = stack.sign_in(username, password, login_path="/login/")
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    try:
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        headers = {"Cookie": cookie, "Last-Event-ID": "0"}
+        connection.request("GET", "/sse/notifications/", headers=headers)
+        response = connection.getresponse()
+        # retry, the reset event, then 20 notifications of 4 lines each (id, event, data, "")
+        lines = [response.readline().decode().rstrip("\n") for _ in range(5 + 4 * 20)]
+    finally:
+        connection.close()
+    assert lines[:3] == ["retry: 1000", "", "event: resume.reset"]
+    assert json.loads(lines[3].removeprefix("data: "))["limit"] == 200
+    assert [int(line[4:]) for line in lines if line.startswith("id: ")] == ids[-20:]
+
+
 # -- room groups ----------------------------------------------------------------------------
 
 

@@ -81,3 +81,17 @@ async def test_live_events_wait_for_the_catch_up_and_none_is_sent_twice(connect)
     live = await database_sync_to_async(post_message)("held", AnonymousUser(), "live")
     assert await received_ids(ws, 2) == [*missed, live.id]
     assert await ws.receive_nothing(timeout=catch_up.SETTLE_SECONDS + 0.3)
+
+
+async def test_a_catch_up_past_the_replay_limit_starts_the_socket_over(connect):
+    """An outage in a busy room: the catch-up follows the resume's rules (realtime.replay)."""
+    ws, _, _ = await connect("/ws/chat/busy-outage/")
+    assert await ws.receive_nothing(timeout=0.1)
+    missed = await store_unannounced(
+        ChatMessage,
+        *({"room": "busy-outage", "username": "bob", "message": f"m{n}"} for n in range(1001)),
+    )
+    assert await asyncio.to_thread(drop_pubsub_connections) >= 1
+    assert (await receive(ws))["type"] == "resume.reset"
+    assert await received_ids(ws, 50) == missed[-50:]
+    assert await ws.receive_nothing(timeout=0.3)

@@ -8,6 +8,8 @@ from unit.conftest import ORIGIN, bearer, closed_with, receive
 
 from chat.events import room_group
 from chat.models import ChatMessage
+from chat.services import RESUME_LIMIT
+from realtime import replay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,6 +67,47 @@ async def test_since_resumes_with_every_missed_message_in_order(connect):
     resumed = [(await receive(ws))["id"] for _ in range(440)]
     assert resumed == ids[10:]
     assert await ws.receive_nothing(timeout=0.2)
+
+
+@database_sync_to_async
+def seed_many(room, count):
+    rows = ChatMessage.objects.bulk_create(
+        ChatMessage(room=room, username="seed", message=f"m{n}") for n in range(count)
+    )
+    return [row.id for row in rows]
+
+
+async def test_a_resume_replays_up_to_the_limit_then_starts_the_client_over(connect):
+    ids = await seed_many("far", RESUME_LIMIT + 1)
+    ws, _, _ = await connect(f"/ws/chat/far/?since={ids[0]}")  # exactly the limit behind
+    assert [(await receive(ws))["id"] for _ in range(RESUME_LIMIT)] == ids[1:]
+    assert await ws.receive_nothing(timeout=0.2)
+    ws, _, _ = await connect("/ws/chat/far/?since=0")
+    reset = await receive(ws)
+    assert (reset["type"], reset["limit"]) == ("resume.reset", RESUME_LIMIT)
+    latest = [(await receive(ws))["id"] for _ in range(50)]
+    assert latest == ids[-50:]
+    assert await ws.receive_nothing(timeout=0.2)
+    # It stays open: the client starts over on it, and live messages follow.
+    await ws.send_json_to({"message": "after the reset"})
+    assert (await receive(ws))["message"] == "after the reset"
+
+
+async def test_replays_take_turns_for_the_processs_slots(connect):
+    """While every replay slot of the process is taken, a resume waits for one: a few
+    clients resuming cannot hold the database thread against everyone else."""
+    ids = await seed("turns", 3)
+    taken = replay.slots()
+    for _ in range(replay.REPLAYS_PER_PROCESS):
+        await taken.acquire()
+    try:
+        ws, accepted, _ = await connect("/ws/chat/turns/?since=0")
+        assert accepted and await ws.receive_nothing(timeout=0.3)
+        taken.release()
+        assert [(await receive(ws))["id"] for _ in ids] == ids
+    finally:
+        for _ in range(replay.REPLAYS_PER_PROCESS - 1):
+            taken.release()
 
 
 @pytest.mark.parametrize(

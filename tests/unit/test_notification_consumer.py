@@ -3,6 +3,7 @@ from channels.db import database_sync_to_async
 from unit.conftest import ORIGIN, bearer, closed_with, receive
 
 from notifications.models import Notification
+from notifications.services import RECENT, RESUME_LIMIT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,3 +67,24 @@ async def test_a_bad_since_is_closed_with_4400(connect, token):
     ws, _, _ = await connect("/ws/notifications/?since=yesterday", headers=(ORIGIN, bearer(token)))
     assert "since" in (await receive(ws))["error"]
     assert await closed_with(ws) == 4400
+
+
+@database_sync_to_async
+def notify_many(user, count):
+    rows = Notification.objects.bulk_create(
+        Notification(user=user, text=f"n{n}") for n in range(count)
+    )
+    return [row.id for row in rows]
+
+
+async def test_a_resume_past_the_limit_starts_over_with_the_latest(connect, user, token):
+    ids = await notify_many(user, RESUME_LIMIT + 1)
+    ws, _, _ = await connect("/ws/notifications/?since=0", headers=(ORIGIN, bearer(token)))
+    reset = await receive(ws)
+    assert (reset["type"], reset["limit"]) == ("resume.reset", RESUME_LIMIT)
+    assert [(await receive(ws))["id"] for _ in range(RECENT)] == ids[-RECENT:]
+    assert await ws.receive_nothing(timeout=0.2)
+    # Exactly the limit behind: every one, no reset.
+    ws, _, _ = await connect(f"/ws/notifications/?since={ids[0]}", headers=(ORIGIN, bearer(token)))
+    assert [(await receive(ws))["id"] for _ in range(RESUME_LIMIT)] == ids[1:]
+    assert await ws.receive_nothing(timeout=0.2)

@@ -10,6 +10,7 @@ from django.test import Client
 
 from config.asgi import application
 from notifications.models import Notification
+from notifications.services import RECENT, RESUME_LIMIT
 from notifications.sse import stream_events
 
 TIMEOUT = 5
@@ -82,3 +83,20 @@ async def test_a_resumed_stream_replays_what_was_missed_once(user):
     finally:
         await stream.aclose()
     assert missed.id < live.id
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_resumed_past_the_limit_says_reset_then_sends_the_latest(user):
+    rows = await database_sync_to_async(Notification.objects.bulk_create)(
+        [Notification(user=user, text=f"n{n}") for n in range(RESUME_LIMIT + 5)]
+    )
+    stream = stream_events(user.pk, since=0)
+    try:
+        await next_message(stream)  # retry
+        reset = await next_message(stream)
+        assert reset["event"] == "resume.reset"
+        assert json.loads(reset["data"])["limit"] == RESUME_LIMIT
+        ids = [int((await next_message(stream))["id"]) for _ in range(RECENT)]
+        assert ids == [row.id for row in rows[-RECENT:]]
+    finally:
+        await stream.aclose()
