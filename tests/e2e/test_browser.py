@@ -185,14 +185,20 @@ def post_while_down(stack, room, texts):
     )
 
 
-def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_missed_messages(
-    pages, stack, restore
-):
+def alice_in_a_new_room(pages, first_message):
+    """alice's page, live, in a new room where she posted ``first_message``: (room, page)."""
     room = room_name()
     alice = pages("alice", room)
     expect_live(alice)
-    send_message(alice, "before the crash")
-    expect(messages(alice, "before the crash")).to_have_count(1)
+    send_message(alice, first_message)
+    expect(messages(alice, first_message)).to_have_count(1)
+    return room, alice
+
+
+def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_missed_messages(
+    pages, stack, restore
+):
+    room, alice = alice_in_a_new_room(pages, "before the crash")
 
     for name in DAPHNES:
         kill_and_keep_down(stack, name)
@@ -231,11 +237,7 @@ def store_unannounced(stack, statement):
 def test_the_page_starts_over_when_it_missed_too_much_to_replay(pages, stack, restore):
     """Past the replay limits (1,000 messages, 200 notifications) the server says
     "resume.reset" and sends the latest: the page drops what it showed and shows those."""
-    room = room_name()
-    alice = pages("alice", room)
-    expect_live(alice)
-    send_message(alice, "before the gap")
-    expect(messages(alice, "before the gap")).to_have_count(1)
+    room, alice = alice_in_a_new_room(pages, "before the gap")
 
     for name in DAPHNES:
         stack.stop_program(name)  # 1012: the page reconnects, and fails until restored

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 
 from accounts.tokens import issue_token
 from config.asgi import application
-from realtime import redis_store, throttle
+from realtime import redis_hosts, redis_store, throttle
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8080")
 TIMEOUT = 5
@@ -31,6 +31,16 @@ def full_rate_limit_buckets(redis_server, monkeypatch):
         if keys := list(client.scan_iter(f"{redis_store.KEY_PREFIX}rate:*")):
             client.delete(*keys)
     monkeypatch.setattr(throttle, "_paused_until", 0.0)
+
+
+@pytest.fixture
+def unreachable_redis(settings):
+    """REDIS_HOSTS (the shared-state clients, /healthz, the checks; not the running layer)
+    pointing at a Redis that is not there."""
+    settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
+    redis_store.clients.cache_clear()
+    yield
+    redis_store.clients.cache_clear()
 
 
 @pytest.fixture

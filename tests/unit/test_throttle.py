@@ -10,7 +10,6 @@ from unit.conftest import ORIGIN, bearer, receive
 
 from chat.models import ChatMessage
 from notifications.models import Notification
-from realtime import redis_hosts, redis_store
 from realtime.throttle import Rate, wait_seconds
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,16 +76,8 @@ async def test_rooms_created_per_hour_are_bounded(connect):
     assert not await database_sync_to_async(ChatMessage.objects.filter(room="third").exists)()
 
 
-@pytest.fixture
-def limits_without_redis(settings):
-    settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
-    redis_store.clients.cache_clear()
-    yield
-    redis_store.clients.cache_clear()
-
-
 @override_settings(POST_RATE_LIMIT=0.01, POST_RATE_BURST=1)
-def test_without_redis_the_limits_step_aside_and_say_so(limits_without_redis, token, caplog):
+def test_without_redis_the_limits_step_aside_and_say_so(unreachable_redis, token, caplog):
     """Posting keeps working through a Redis outage, as storing does; the log says why
     no limit applied (once: the next checks skip Redis for a moment)."""
     client = Client()
