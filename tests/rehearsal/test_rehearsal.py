@@ -129,7 +129,13 @@ def test_the_smoke_test_passes_over_tls(server):
     result = smoke(server)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "'database': 'ok'" in result.stdout  # PostgreSQL, over its socket
-    assert re.findall(r"^PASS\s+(\w+)", result.stdout, re.M) == ["healthz", "echo", "chat", "push"]
+    assert re.findall(r"^PASS\s+(\w+)", result.stdout, re.M) == [
+        "healthz",
+        "echo",
+        "chat",
+        "push",
+        "ticket",
+    ]
 
 
 def test_both_daphne_instances_receive_websockets(server):
