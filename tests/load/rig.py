@@ -21,6 +21,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from bench.client import ClientPool, raise_open_files_limit
@@ -107,7 +108,7 @@ class LoadRig:
     def __init__(self, directory, plan, postgres):
         self.plan = plan
         self.postgres = postgres
-        self.database = "load"
+        self.database = f"load_{uuid.uuid4().hex[:8]}"
         url = postgres.create_database(self.database)
         self.stack = LocalStack(
             directory / "var",
