@@ -3,10 +3,11 @@
 from django.conf import settings
 
 from realtime.replay import StoredStream
+from realtime.streams import in_order
 from realtime.text import InvalidText, validate_text
 from realtime.throttle import Rate, posting_wait, too_many_posts, wait_seconds
 
-from .events import message_payload
+from .events import message_payload, room_group
 from .models import ChatMessage
 
 # The most messages one resume replays (?since=, a catch-up); a client further behind
@@ -43,13 +44,15 @@ def display_name(user):
 
 
 def post_message(room, user, text):
-    """Store a message; chat.signals broadcasts it to the room once committed."""
-    return ChatMessage.objects.create(
-        room=room,
-        user=user if user.is_authenticated else None,
-        username=display_name(user),
-        message=text,
-    )
+    """Store a message; chat.signals broadcasts it to the room once committed, in the
+    order of its id (realtime.streams)."""
+    with in_order(room_group(room)):
+        return ChatMessage.objects.create(
+            room=room,
+            user=user if user.is_authenticated else None,
+            username=display_name(user),
+            message=text,
+        )
 
 
 def room_stream(room):

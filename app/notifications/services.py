@@ -1,8 +1,9 @@
 """Reading a user's notifications, as plain synchronous functions."""
 
 from realtime.replay import StoredStream, latest
+from realtime.streams import in_order
 
-from .events import notification_payload
+from .events import notification_payload, user_group
 from .models import Notification
 
 # A bell needs the latest few, not an unbounded replay: a client more than this many
@@ -30,3 +31,10 @@ def latest_notification_id(user_id):
     """The id a new stream resumes after, so nothing created while it reconnects is lost."""
     latest = Notification.objects.filter(user_id=user_id).order_by("-id").first()
     return latest.id if latest else 0
+
+
+def notify(user, text):
+    """Store a notification for ``user``; notifications.signals pushes it to their sockets
+    and streams once committed, in the order of its id (realtime.streams)."""
+    with in_order(user_group(user.pk)):
+        return Notification.objects.create(user=user, text=text)

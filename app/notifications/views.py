@@ -10,7 +10,7 @@ from realtime.consumers import decode
 from realtime.text import InvalidText, validate_text
 from realtime.throttle import client_of, posting_wait, request_address, too_many_posts
 
-from .models import Notification
+from .services import notify
 
 MAX_TEXT_LENGTH = 4000
 
@@ -65,5 +65,5 @@ def create_notification(request):
         response = JsonResponse({"error": too_many_posts(wait)}, status=429)
         response["Retry-After"] = str(math.ceil(wait))
         return response
-    notification = Notification.objects.create(user=recipient, text=text)
+    notification = notify(recipient, text)
     return JsonResponse({"id": notification.id}, status=201)
