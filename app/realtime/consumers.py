@@ -8,6 +8,8 @@ from time import monotonic
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from redis.exceptions import RedisError
 
 from . import catch_up, close_codes, layer, reauth, replay
@@ -16,8 +18,15 @@ from .scope import TICKET_SUBPROTOCOL, parse_message_id, query_param, ticket_off
 
 logger = logging.getLogger(__name__)
 
-# What the channel layer raises when Redis cannot be reached.
-LAYER_ERRORS = (RedisError,)
+# What the channel layer raises when Redis cannot be reached, and the database when it
+# restarts or cannot be reached: a client should come back later (close 1013).
+UNAVAILABLE_ERRORS = (RedisError, DatabaseOperationalError, DatabaseInterfaceError)
+# What daphne raises on a send to a socket whose client has gone meanwhile: nothing to
+# tell anyone, the disconnect is on its way.
+try:
+    from autobahn.exception import Disconnected as CLIENT_GONE
+except ImportError:  # another ASGI server: its own way, not an error to log here
+    CLIENT_GONE = ()
 
 
 def encode(content):
@@ -179,9 +188,12 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     async def close_after_failure(self, error, send):
         """Tell the client what it can do, keep the traceback in the server's log."""
         path = self.scope.get("path")
-        if isinstance(error, LAYER_ERRORS):
+        if isinstance(error, CLIENT_GONE):
+            logger.debug("client gone while sending path=%s", path)
+            return
+        if isinstance(error, UNAVAILABLE_ERRORS):
             logger.warning(
-                "channel layer unavailable path=%s error=%s: %s", path, type(error).__name__, error
+                "service unavailable path=%s error=%s: %s", path, type(error).__name__, error
             )
             code, reason = close_codes.TRY_AGAIN_LATER, "temporarily unavailable; reconnect later"
         else:

@@ -3,11 +3,13 @@
 import logging
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SynchronousOnlyOperation
+from django.db import OperationalError
 from django.test import Client, override_settings
 from unit.conftest import ORIGIN, TIMEOUT, bearer, closed_with, receive
 
@@ -65,7 +67,7 @@ async def test_an_unreachable_channel_layer_closes_with_1013(connect, path, toke
         assert accepted
         assert (await receive(ws)) == {"error": "temporarily unavailable; reconnect later"}
         assert await closed_with(ws) == 1013
-    assert "channel layer unavailable path=" + path in caplog.text
+    assert "service unavailable path=" + path in caplog.text
 
 
 class Broken(JsonTextConsumer):
@@ -85,6 +87,44 @@ async def test_a_consumer_bug_closes_with_1011_and_no_traceback_on_the_wire(capl
     await ws.wait(timeout=TIMEOUT)  # the consumer ended without an exception escaping
     assert "websocket consumer failed path=/ws/broken/" in caplog.text
     assert "a bug with a secret in it" in caplog.text  # in the server's log only
+
+
+class DatabaseDown(JsonTextConsumer):
+    async def connect(self):
+        await self.accept()
+
+    async def receive_json(self, content):
+        raise OperationalError("connection to server on socket failed: the database is starting up")
+
+
+async def test_an_unreachable_database_closes_with_1013_without_a_traceback(caplog):
+    """A PostgreSQL restart: come back later, as for Redis; a warning, not an error."""
+    ws = WebsocketCommunicator(DatabaseDown.as_asgi(), "/ws/db/", headers=[ORIGIN])
+    await ws.connect(timeout=TIMEOUT)
+    await ws.send_json_to({"post": "now"})
+    assert (await receive(ws)) == {"error": "temporarily unavailable; reconnect later"}
+    assert await closed_with(ws) == 1013
+    assert "service unavailable path=/ws/db/ error=OperationalError" in caplog.text
+    assert "Traceback" not in caplog.text and "ERROR" not in caplog.text
+
+
+class ClientGone(JsonTextConsumer):
+    async def connect(self):
+        await self.accept()
+
+    async def receive_json(self, content):
+        raise Disconnected("Attempt to send on a closed protocol")
+
+
+async def test_a_send_to_a_client_already_gone_is_not_an_error(caplog):
+    """daphne raises on a send racing the client's disconnect (thousands of times in a
+    reconnect storm): nothing to log as a failure, nothing to send."""
+    ws = WebsocketCommunicator(ClientGone.as_asgi(), "/ws/gone/", headers=[ORIGIN])
+    await ws.connect(timeout=TIMEOUT)
+    with caplog.at_level(logging.INFO):
+        await ws.send_json_to({"x": 1})
+        await ws.wait(timeout=TIMEOUT)
+    assert caplog.records == [] and await ws.receive_nothing()
 
 
 async def test_the_orm_guard_is_armed_in_these_tests():
