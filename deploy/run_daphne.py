@@ -84,8 +84,15 @@ DAPHNE_FLAGS = [
 
 # On SIGTERM (supervisord, systemd, compose stop) every open websocket is closed with
 # 1012 "service restart" so clients reconnect at once (to another daphne, through nginx),
-# instead of seeing a dropped connection. The wait is bounded; stop timeouts of the
-# process managers (supervisord stopwaitsecs, systemd TimeoutStopSec) must exceed it.
+# instead of seeing a dropped connection. Not all at once: each close brings a handshake
+# and a replay to the other daphnes, and thousands in the same instant overwhelmed them
+# (tests/load: failed handshakes, seconds to come back). So at DAPHNE_DRAIN_RATE closes a
+# second, faster if that would take longer than DRAIN_MAX_SECONDS; then consumers get
+# SHUTDOWN_GRACE_SECONDS to finish. The stop timeouts of the process managers
+# (supervisord stopwaitsecs, systemd TimeoutStopSec, compose stop_grace_period) exceed both.
+DRAIN_RATE = 500
+DRAIN_MAX_SECONDS = 10
+DRAIN_TICK_SECONDS = 0.05
 SHUTDOWN_GRACE_SECONDS = 5
 
 
@@ -213,6 +220,7 @@ class GracefulServer(daphne.server.Server):
                 # Our own socket: it disappears, so nginx sends new connections (and the
                 # clients reconnecting now) to the other daphne processes at once.
                 port.stopListening()
+        open_sockets = []
         for protocol in list(self.connections):
             if is_event_stream(protocol):
                 # An open Server-Sent Events stream (/sse/) never ends by itself: end it
@@ -223,13 +231,37 @@ class GracefulServer(daphne.server.Server):
             if not isinstance(protocol, WebSocketProtocol):
                 continue
             if protocol.state == protocol.STATE_OPEN:
-                protocol.sendCloseFrame(
-                    code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False
-                )
+                open_sockets.append(protocol)
             elif getattr(protocol, "handshake_deferred", None) is not None:
                 protocol.handshake_deferred.errback(ConnectionDeny(503, "Server restarting"))
                 del protocol.handshake_deferred
-        return self.wait_until_finished(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
+        drained = self.close_gradually(open_sockets)
+        drained.addCallback(
+            lambda _: self.wait_until_finished(time.monotonic() + SHUTDOWN_GRACE_SECONDS)
+        )
+        return drained
+
+    def close_gradually(self, sockets):
+        """Send 1012 to ``sockets``, a batch every tick at the drain rate; fires when done."""
+        rate = max(int(os.environ.get("DAPHNE_DRAIN_RATE") or DRAIN_RATE), 1)
+        rate = max(rate, len(sockets) / DRAIN_MAX_SECONDS)
+        batch = max(1, round(rate * DRAIN_TICK_SECONDS))
+        done = defer.Deferred()
+
+        def close_a_batch():
+            for protocol in sockets[:batch]:
+                if protocol.state == protocol.STATE_OPEN:
+                    protocol.sendCloseFrame(
+                        code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False
+                    )
+            del sockets[:batch]
+            if sockets:
+                reactor.callLater(DRAIN_TICK_SECONDS, close_a_batch)
+            else:
+                done.callback(None)
+
+        close_a_batch()
+        return done
 
     def running_applications(self):
         return [

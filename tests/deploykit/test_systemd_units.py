@@ -50,4 +50,6 @@ def test_systemd_waits_longer_than_each_server_takes_to_stop(unit_dir):
     gunicorn = deploy_module("gunicorn.conf")
     assert stop_timeout(unit_dir, SERVICES[0]) > gunicorn.graceful_timeout
     daphne = deploy_module("run_daphne")
-    assert stop_timeout(unit_dir, SERVICES[1]) > daphne.SHUTDOWN_GRACE_SECONDS
+    assert stop_timeout(unit_dir, SERVICES[1]) > (
+        daphne.DRAIN_MAX_SECONDS + daphne.SHUTDOWN_GRACE_SECONDS
+    )
