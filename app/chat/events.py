@@ -3,7 +3,7 @@
 import re
 from hashlib import sha256
 
-from realtime.consumers import encode
+from realtime.wire import encode
 
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 EVENT_TYPE = "chat.message"  # handled by ChatConsumer.chat_message

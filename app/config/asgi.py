@@ -22,8 +22,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.middleware import TokenAuthMiddleware, token_presented  # noqa: E402
+from config.routing import websocket_urlpatterns  # noqa: E402
 from realtime.origins import PublicOriginMiddleware  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

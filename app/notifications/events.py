@@ -1,6 +1,6 @@
 """The one definition of a notification event: what group_send carries and what clients get."""
 
-from realtime.consumers import encode
+from realtime.wire import encode
 
 EVENT_TYPE = "notification"  # handled by NotificationConsumer.notification
 

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from realtime.consumers import encode
 from realtime.replay import RESET, pages
 from realtime.scope import parse_message_id
+from realtime.wire import encode
 
 from .events import user_group
 from .services import latest_notification_id, user_stream

@@ -6,9 +6,9 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import api_auth_required
-from realtime.consumers import decode
 from realtime.text import InvalidText, validate_text
 from realtime.throttle import client_of, posting_wait, request_address, too_many_posts
+from realtime.wire import decode
 
 from .services import notify
 

@@ -9,6 +9,8 @@ class RealtimeConfig(AppConfig):
         from . import (
             checks,  # noqa: F401 - registers the channel-layer system checks
             layer,
+            redis_hosts,
         )
 
         layer.check_internals()
+        redis_hosts.hosts()  # bad REDIS_* values refuse to start (ImproperlyConfigured)

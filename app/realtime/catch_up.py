@@ -9,7 +9,7 @@ id it sent, sends that, then sends what it held, dropping copies
 (``realtime.consumers.StoredEventConsumer``). Clients get what they missed on the socket
 they already have, in order, each once.
 
-It imports nothing from Django: settings import it (``redis_hosts``) to install the hook.
+Its hook is installed on every layer connection by ``redis_hosts`` (the layer's hosts).
 """
 
 import asyncio

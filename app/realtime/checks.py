@@ -6,6 +6,8 @@
 """
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.utils.module_loading import import_string
@@ -63,12 +65,12 @@ def check_layer_crosses_processes(app_configs, **kwargs):
 @register(TAG)
 def check_redis_reachable(app_configs, **kwargs):
     backend = _backend_class()
-    if backend is None or not backend.__module__.startswith("channels_redis"):
+    if backend is None or not issubclass(backend, (RedisChannelLayer, RedisPubSubChannelLayer)):
         return []
     try:
         check_redis()
     except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
-        where = "; ".join(redis_hosts.describe(host) for host in settings.REDIS_HOSTS)
+        where = "; ".join(redis_hosts.describe(host) for host in redis_hosts.hosts())
         return [
             Warning(
                 f"Redis ({where}) is unreachable ({type(error).__name__}: "

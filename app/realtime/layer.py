@@ -1,4 +1,11 @@
-"""Letting go of a finished consumer's channel and groups in channels_redis' pub/sub layer.
+"""The channel layer: channels_redis' layers on this project's Redis, and letting go of a
+finished consumer's channel and groups.
+
+``PubSubChannelLayer`` and ``CoreChannelLayer`` (settings.CHANNEL_LAYERS' backends) are
+channels_redis' own, given the Redis servers the settings describe (realtime.redis_hosts),
+with the connect hook that catches open sockets up after an outage (realtime.catch_up).
+
+As for letting go:
 
 ``RedisPubSubChannelLayer`` unsubscribes a consumer's specific channel only when a
 ``receive()`` waiting on it is cancelled, which is how Channels ends a consumer. But a
@@ -17,10 +24,23 @@ This reaches into the layer's internals (its per-event-loop layer, ``channels``,
 
 from importlib.metadata import version
 
+from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+
+from . import redis_hosts
 
 # The channels_redis releases whose pub/sub internals this module was written against.
 TESTED_VERSIONS = ("4.2", "4.3")
+
+
+class PubSubChannelLayer(RedisPubSubChannelLayer):
+    def __init__(self, *args, hosts=None, **kwargs):
+        super().__init__(*args, hosts=hosts or redis_hosts.hosts(), **kwargs)
+
+
+class CoreChannelLayer(RedisChannelLayer):
+    def __init__(self, hosts=None, **kwargs):
+        super().__init__(hosts=hosts or redis_hosts.hosts(), **kwargs)
 
 
 async def release(layer, channel, groups):

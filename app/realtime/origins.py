@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
-from .consumers import encode
+from .wire import encode
 
 
 def origin_header(scope):

@@ -13,10 +13,12 @@ Three shapes, all native to channels_redis (``CONFIG["hosts"]``) and redis-py:
 Every entry also carries the connection options (timeouts, retries) channels_redis
 passes on to redis-py.
 
-It reads no settings (settings import it), and raises ImproperlyConfigured for bad values.
+``hosts()`` builds it from the settings (REDIS_URL, REDIS_SENTINELS, ...); bad values raise
+ImproperlyConfigured, which the realtime app turns into a refusal to start.
 """
 
 import redis
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry  # the layer is asyncio: its connections await it
 from redis.backoff import ExponentialBackoff
@@ -103,6 +105,24 @@ def layer_hosts(url, sentinels="", master_names="", password="", db=0):
         }
         for name in names
     ]
+
+
+def hosts():
+    """The settings' Redis servers as channels_redis ``hosts`` (made anew on each call: a
+    handful of small dicts; callers that keep connections key them by ``key()``)."""
+    return layer_hosts(
+        settings.REDIS_URL,
+        sentinels=settings.REDIS_SENTINELS,
+        master_names=settings.REDIS_SENTINEL_MASTER,
+        password=settings.REDIS_PASSWORD,
+        db=settings.REDIS_DB,
+    )
+
+
+def key():
+    """What ``hosts()`` depends on: equal keys, equal hosts."""
+    return (settings.REDIS_URL, settings.REDIS_SENTINELS, settings.REDIS_SENTINEL_MASTER,
+            settings.REDIS_PASSWORD, settings.REDIS_DB)  # fmt: skip
 
 
 def describe(host):

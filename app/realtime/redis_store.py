@@ -1,7 +1,7 @@
 """The channel layer's Redis, for the little state every process must share: rate-limit
 counts (realtime.throttle) and websocket tickets (accounts.tickets); /healthz pings it too.
 
-It uses the layer's own hosts (settings.REDIS_HOSTS: one server, shards, or Sentinel-
+It uses the layer's own hosts (realtime.redis_hosts: one server, shards, or Sentinel-
 managed primaries), so a deployment runs no second store. Each key lives on one shard,
 picked from the key alone, so every process reads and writes the same copy. The clients
 are synchronous (gunicorn's views and daphne's database thread call them), with short
@@ -25,11 +25,15 @@ def key(*parts):
     return ":".join([settings.PROJECT_NAME, *parts])
 
 
-@cache
 def clients():
-    """One client per hosts entry, made once per process (for Sentinel: one that asks the
-    Sentinels where the primary is, so it follows a failover)."""
-    return [redis_hosts.client(host, TIMEOUT_SECONDS) for host in settings.REDIS_HOSTS]
+    """One client per hosts entry, made once per process and Redis setting (for Sentinel:
+    one that asks the Sentinels where the primary is, so it follows a failover)."""
+    return _clients(redis_hosts.key())
+
+
+@cache
+def _clients(_settings_key):
+    return [redis_hosts.client(host, TIMEOUT_SECONDS) for host in redis_hosts.hosts()]
 
 
 def client_for(key):

@@ -1,10 +1,11 @@
 import pytest
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from accounts.tokens import issue_token
 from config.asgi import application
-from realtime import redis_hosts, redis_store, throttle
+from realtime import redis_store, throttle
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8080")
 TIMEOUT = 5
@@ -35,12 +36,10 @@ def full_rate_limit_buckets(redis_server, monkeypatch):
 
 @pytest.fixture
 def unreachable_redis(settings):
-    """REDIS_HOSTS (the shared-state clients, /healthz, the checks; not the running layer)
+    """REDIS_URL (the shared-state clients, /healthz, the checks; not the running layer)
     pointing at a Redis that is not there."""
-    settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
-    redis_store.clients.cache_clear()
-    yield
-    redis_store.clients.cache_clear()
+    get_channel_layer()  # made now, on the session's Redis: the layer keeps its hosts
+    settings.REDIS_URL = "unix:///nonexistent/redis.sock"
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def store_unannounced(model, *rows):
 
 def drop_pubsub_connections():
     """What a Redis restart or a network cut does to a subscriber, and nothing else."""
-    client = redis.Redis.from_url(settings.REDIS_HOSTS[0]["address"])
+    client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         return client.client_kill_filter(_type="pubsub")
     finally:

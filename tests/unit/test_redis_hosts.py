@@ -6,12 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from e2e.localstack import MANAGE
 
-from realtime import health, redis_hosts, redis_store
+from realtime import health, redis_hosts
 
 
 def addresses(hosts):
@@ -76,10 +77,14 @@ def test_descriptions_hide_passwords():
 
 
 def settings_from(**variables):
-    """CHANNEL_LAYERS and REDIS_HOSTS as the settings build them from ``variables``."""
+    """CHANNEL_LAYERS and the layer's hosts as the settings give them from ``variables``."""
     code = (
         "import json; from django.conf import settings as s; "
-        "print(json.dumps([s.CHANNEL_LAYERS['default'], s.REDIS_HOSTS], default=repr))"
+        "from channels.layers import get_channel_layer; from realtime import redis_hosts; "
+        "layer = get_channel_layer(); "
+        "print(json.dumps([s.CHANNEL_LAYERS['default'], redis_hosts.hosts(), "
+        "type(layer).__module__ + '.' + type(layer).__name__, "
+        "vars(layer).get('_kwargs', {}).get('hosts') or layer.hosts], default=repr))"
     )
     result = subprocess.run(
         [sys.executable, MANAGE, "shell", "-c", code],
@@ -90,23 +95,27 @@ def settings_from(**variables):
 
 
 def test_settings_build_the_layer_and_the_checks_from_one_description():
-    layer, hosts = settings_from(
+    layer, hosts, backend, layer_hosts = settings_from(
         REDIS_SENTINELS="10.1.0.1:26379,10.1.0.2:26379",
         REDIS_SENTINEL_MASTER="chat",
         CHANNEL_LAYER="core",
         CHANNEL_LAYER_ENCRYPTION_KEYS="new-key,old-key",
     )
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layer["CONFIG"]["hosts"] == hosts
+    assert backend == "realtime.layer.CoreChannelLayer"
+    assert [host["master_name"] for host in layer_hosts] == ["chat"]
     assert hosts[0]["master_name"] == "chat"
     assert hosts[0]["sentinels"] == [["10.1.0.1", 26379], ["10.1.0.2", 26379]]
     assert layer["CONFIG"]["symmetric_encryption_keys"] == ["new-key", "old-key"]
 
 
 def test_without_keys_the_layer_is_not_encrypted():
-    layer, _ = settings_from(REDIS_URL="redis://a:6379/0,redis://b:6379/0")
+    layer, hosts, backend, layer_hosts = settings_from(
+        REDIS_URL="redis://a:6379/0,redis://b:6379/0"
+    )
+    assert backend == "realtime.layer.PubSubChannelLayer"
     assert "symmetric_encryption_keys" not in layer["CONFIG"]
-    assert addresses(layer["CONFIG"]["hosts"]) == ["redis://a:6379/0", "redis://b:6379/0"]
+    assert addresses(hosts) == ["redis://a:6379/0", "redis://b:6379/0"]
+    assert addresses(layer_hosts) == addresses(hosts)
 
 
 async def test_encrypted_layer_messages_cross_redis_unreadable(redis_server):
@@ -125,12 +134,9 @@ async def test_encrypted_layer_messages_cross_redis_unreadable(redis_server):
 
 @pytest.fixture
 def unreachable_sentinels(settings):
-    settings.REDIS_HOSTS = redis_hosts.layer_hosts(
-        "", sentinels="127.0.0.1:1,127.0.0.1:2", master_names="chat"
-    )
-    redis_store.clients.cache_clear()
-    yield
-    redis_store.clients.cache_clear()
+    get_channel_layer()  # made now, on the session's Redis: the layer keeps its hosts
+    settings.REDIS_SENTINELS = "127.0.0.1:1,127.0.0.1:2"
+    settings.REDIS_SENTINEL_MASTER = "chat"
 
 
 def test_health_and_checks_follow_a_sentinel_setup(unreachable_sentinels):

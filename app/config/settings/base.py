@@ -10,7 +10,6 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.environment import Env, load_environment
-from realtime import redis_hosts
 
 APP_DIR = Path(__file__).resolve().parents[2]
 REPO_DIR = APP_DIR.parent
@@ -154,31 +153,29 @@ STORAGES = {
 }
 
 # The channel layer: Redis joins gunicorn (which pushes) and daphne (which holds sockets),
-# and, with several app hosts, the hosts to each other. realtime.redis_hosts turns the
-# variables below into channels_redis "hosts"; /healthz and the system checks read the
-# same REDIS_HOSTS. Empty REDIS_URL and no Sentinels: the local stack's own redis-server
-# on a unix socket in RUN_DIR. Shapes, and when to use which: docs/scaling.md.
+# and, with several app hosts, the hosts to each other. These are the environment's values;
+# realtime.redis_hosts turns them into the one description of the Redis servers that the
+# layer, /healthz, the checks and the shared state (limits, tickets) all use. Empty
+# REDIS_URL and no Sentinels: the local stack's own redis-server on a unix socket in
+# RUN_DIR. Shapes, and when to use which: docs/scaling.md.
 REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{RUN_DIR / 'redis.sock'}"
-REDIS_HOSTS = redis_hosts.layer_hosts(
-    REDIS_URL,
-    sentinels=env.str("REDIS_SENTINELS", default=""),
-    master_names=env.str("REDIS_SENTINEL_MASTER", default=""),
-    password=env.str("REDIS_PASSWORD", default=""),
-    db=env.int("REDIS_DB", default=0),
-)
+REDIS_SENTINELS = env.str("REDIS_SENTINELS", default="")
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
+REDIS_DB = env.int("REDIS_DB", default=0)
 CHANNEL_LAYER_BACKENDS = {
     # One PUBLISH per group message, fanned out inside each daphne process; group
     # membership lives in the process, so it never expires (see README, "Pitfalls").
     # Nothing is stored in Redis: a failover loses only what is in flight, and the
     # client's resume (?since=) refills that from the database.
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "realtime.layer.PubSubChannelLayer",
     # Lists per channel in Redis, with capacity and group expiry; group membership lives
     # in Redis, so a replica promoted after an asynchronous-replication loss may miss some.
-    "core": "channels_redis.core.RedisChannelLayer",
+    "core": "realtime.layer.CoreChannelLayer",
 }
 # Pub/sub channels are global to a Redis server (not per database number): without the
 # prefix, two projects sharing a Redis would receive each other's group messages.
-CHANNEL_LAYER_CONFIG = {"hosts": REDIS_HOSTS, "prefix": PROJECT_NAME}
+CHANNEL_LAYER_CONFIG = {"prefix": PROJECT_NAME}
 # Layer messages cross the network between hosts: with keys set they are encrypted
 # (Fernet). Comma-separated; the first encrypts, all decrypt, so keys rotate without
 # downtime. Every process must share them.
