@@ -44,11 +44,15 @@ DEFAULTS = {
     "ACME_ROOT": "/var/www/letsencrypt",
     "TLS_CERTIFICATE": "/etc/letsencrypt/live/@DOMAIN@/fullchain.pem",
     "TLS_CERTIFICATE_KEY": "/etc/letsencrypt/live/@DOMAIN@/privkey.pem",
-    # nginx's upstreams. Compose renders TCP addresses of its services instead.
+    # nginx's upstreams. Compose renders its services' names (host:port) instead.
     "GUNICORN_SERVER": "unix:@RUN_DIR@/gunicorn.sock",
     "DAPHNE_INSTANCES": "2",
     # Empty: one unix socket per daphne@N (N = 1..DAPHNE_INSTANCES); else host:port,...
     "DAPHNE_SERVERS": "",
+    # Empty: the servers above are fixed addresses (upstreams.conf). A DNS server's address
+    # (compose: Docker's, 127.0.0.11): GUNICORN_SERVER and DAPHNE_SERVERS are one host:port
+    # each, looked up as requests come, every address a replica.
+    "RESOLVER": "",
     # Redis on the same host, over its unix socket (Debian: enable `unixsocket` in redis.conf).
     "REDIS_URL": "unix:///run/redis/redis-server.sock",
 }
@@ -74,6 +78,27 @@ def daphne_servers(values):
         for n in range(1, int(values["DAPHNE_INSTANCES"]) + 1)
     ]
     return "\n    ".join(f"server {address} max_fails=0;" for address in addresses)
+
+
+def backends(values):
+    """site.conf's @UPSTREAMS@, @HTTP_BACKEND@ and @WS_BACKEND@: upstream groups of fixed
+    addresses, or names that nginx resolves as requests come (see site.conf)."""
+    if not values["RESOLVER"]:
+        return {
+            "UPSTREAMS": (DEPLOY_DIR / "nginx" / "upstreams.conf").read_text().strip(),
+            "DAPHNE_SERVERS": daphne_servers(values),
+            "HTTP_BACKEND": "django_http",
+            "WS_BACKEND": "django_ws",
+        }
+    daphne = values["DAPHNE_SERVERS"]
+    if not re.fullmatch(r"[a-z0-9.-]+:\d+", daphne, re.I):
+        sys.exit(f"render: with --resolver, --daphne-servers is one host:port, got {daphne!r}")
+    return {
+        # valid=1s: a recreated container's new address is in use within a second.
+        "UPSTREAMS": f"resolver {values['RESOLVER']} valid=1s ipv6=off;",
+        "HTTP_BACKEND": values["GUNICORN_SERVER"],
+        "WS_BACKEND": daphne,
+    }
 
 
 def substitute(text, values):
@@ -106,7 +131,7 @@ def production_env(values):
 
 
 def render(values, out):
-    values = {**values, "DAPHNE_SERVERS": daphne_servers(values)}
+    values = {**values, **backends(values)}
     values["HARDENING"] = (DEPLOY_DIR / "systemd" / "hardening.conf").read_text().strip()
     written = []
     for template, target in FILES:

@@ -33,9 +33,19 @@ def throwaway_certificate(directory, domain=DOMAIN):
     return certificate, key
 
 
-def site_for_this_machine(tmp_path):
+# The site as the compose nginx image renders it (deploy/Dockerfile): the services' names,
+# looked up through Docker's DNS as requests come.
+COMPOSE_BACKENDS = {
+    "resolver": "127.0.0.11",
+    "gunicorn_server": "gunicorn:8000",
+    "daphne_servers": "daphne:8001",
+}
+
+
+def site_for_this_machine(tmp_path, **values):
     """The kit with every server path moved under ``tmp_path`` (the code stays in this
-    checkout), so nginx and systemd-analyze can check the real files without root paths."""
+    checkout), so nginx and systemd-analyze can check the real files without root paths.
+    ``values`` override more of render.py's defaults (COMPOSE_BACKENDS: compose's site)."""
     certificate, key = throwaway_certificate(tmp_path / "tls")
     return render_kit(
         tmp_path / "kit",
@@ -48,4 +58,5 @@ def site_for_this_machine(tmp_path):
         nginx_error_log=tmp_path / "error.log",
         tls_certificate=certificate,
         tls_certificate_key=key,
+        **values,
     )
