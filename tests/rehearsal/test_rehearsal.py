@@ -10,9 +10,9 @@ forces: packages come from the cached debootstrap root and wheels from a local w
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
+from checkout import copy_checkout
 from deploykit.kit import REPO_DIR, throwaway_certificate
 from rehearsal.machine import Machine, pip_wheelhouse
 
@@ -38,19 +38,6 @@ def server(tmp_path_factory):
         yield machine
     finally:
         machine.stop()
-
-
-def copy_checkout(target):
-    """What `git clone` would give the server: the tracked files (and new, unignored ones)."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_DIR, capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
-    for name in filter(None, files):
-        source = REPO_DIR / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
 
 
 def install_the_kit(machine, directory):
