@@ -11,10 +11,11 @@ TOKEN ?=
 DOMAIN ?=
 DAPHNE_INSTANCES ?= 2
 # What the tests need besides (program:package where the names differ): Debian's Chromium
-# for the browser tests (Playwright drives it; never `playwright install`), and the tools of
-# the deployment checks and of the rehearsals (one server under systemd, multi-host).
+# for the browser tests (Playwright drives it; never `playwright install`), the tools of
+# the deployment checks and of the rehearsals (one server under systemd, multi-host), and
+# Debian's Docker Engine and Compose 1.29 for the container tests.
 TEST_PACKAGES := chromium openssl systemd-analyze:systemd debootstrap \
-	systemd-nspawn:systemd-container ip:iproute2
+	systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
 .PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench
 
@@ -34,7 +35,7 @@ $(STAMP): app/requirements.txt deploy/local/requirements.txt tests/requirements.
 system-packages: ## Install nginx and redis-server if missing (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
 
-test-packages: ## Install what the tests need too: chromium, systemd tools, debootstrap (apt-get, when root)
+test-packages: ## Install what the tests need too: chromium, systemd tools, debootstrap, docker (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) $(TEST_PACKAGES)
 
 up: $(STAMP) .env system-packages ## Start the whole stack on 127.0.0.1:PUBLIC_PORT (default 8080)
