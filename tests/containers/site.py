@@ -94,11 +94,11 @@ class Site:
         finally:
             connection.close()
 
-    def notify(self, token, text, context=None):
+    def notify(self, token, text, context=None, timeout=TIMEOUT):
         return self.request(
             "POST", "/api/notifications/", {"text": text},
             {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            context=context,
+            context=context, timeout=timeout,
         )  # fmt: skip
 
     def websocket(self, path, token=None, since=None, context=None):
