@@ -41,9 +41,10 @@ ln -sfn "$(chosen)" "$link"
 echo "$0: serving $(chosen)/fullchain.pem"
 
 watch_certificate() {
+    set +e  # a check that fails (certbot writing at that moment) is retried, never fatal
     seen=$(fingerprint)
     while sleep "$CHECK_SECONDS"; do
-        now=$(fingerprint)
+        now=$(fingerprint) || continue
         [ "$now" = "$seen" ] && continue
         ln -sfn "$(chosen)" "$link"
         if nginx -t -q && nginx -s reload; then

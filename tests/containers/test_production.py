@@ -24,11 +24,11 @@ from urllib.parse import urljoin
 
 import pytest
 from checkout import REPO_DIR, copy_checkout
-from containers.compose import ComposeProject, doc_blocks
+from containers.compose import ComposeProject, doc_blocks, doc_section
 from containers.site import Site, SiteHandler, fingerprint, served_certificate
-from e2e.browser import CHROMIUM_ARGS, TIMEOUT_MS
+from e2e.browser import TIMEOUT_MS, chromium
 from e2e.localstack import free_port, sign_in
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from polling import wait_until, wait_until_async
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
@@ -250,39 +250,29 @@ def test_pages_render_with_their_stylesheets_and_scripts(stack):
     assert any(url.startswith("/static/admin/css/") for url in loaded["/admin/login/"])
 
 
-def chromium_for(site):
-    """Chromium that reaches the site's name at 127.0.0.1 (DNS would)."""
-    return [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {DOMAIN} 127.0.0.1"]
-
-
 def test_the_first_admin_is_created_as_documented_and_signs_in_in_chromium(stack):
     project, site = stack
     password = secrets.token_urlsafe(16)
     interactive, _ = doc_blocks("4. The first admin", "sh")
     assert interactive.split("exec ")[1].strip() == "gunicorn python app/manage.py createsuperuser"
     create_admin(project, "admin", password)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=chromium_for(site)
-        )
-        try:
-            context = browser.new_context(base_url=site.url, ignore_https_errors=True)
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto("/admin/login/?next=/admin/")
-            page.locator("#id_username").fill("admin")
-            page.locator("#id_password").fill(password)
-            page.locator("input[type=submit]").click()
-            expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
-            # The same session on the page: its sockets go through nginx to daphne (wss).
-            page.goto("/")
-            expect(page.locator("#username")).to_have_text("admin")
-            expect(page.locator("#connection-status")).to_have_text("Connected")
-            assert errors == []
-        finally:
-            browser.close()
+    # The site's name goes to 127.0.0.1 (DNS would); its certificate is a throwaway one.
+    with chromium([f"--host-resolver-rules=MAP {DOMAIN} 127.0.0.1"]) as browser:
+        context = browser.new_context(base_url=site.url, ignore_https_errors=True)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto("/admin/login/?next=/admin/")
+        page.locator("#id_username").fill("admin")
+        page.locator("#id_password").fill(password)
+        page.locator("input[type=submit]").click()
+        expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+        # The same session on the page: its sockets go through nginx to daphne (wss).
+        page.goto("/")
+        expect(page.locator("#username")).to_have_text("admin")
+        expect(page.locator("#connection-status")).to_have_text("Connected")
+        assert errors == []
 
 
 def daphne_sockets(project):
@@ -551,6 +541,38 @@ async def test_a_code_change_deploys_with_seconds_of_502_and_no_message_lost(sta
     assert received == sorted(posted), (received, posted)
 
 
+def everyday_commands():
+    """The commands of the table "Running it", with the compose file its heading names."""
+    table = doc_section("Running it").split("\n\n")[1]
+    return [
+        command.replace("docker compose ", f"docker compose -f {COMPOSE_FILE} ", 1)
+        for command in re.findall(r"`(docker compose [^`]+)`", table)
+    ]
+
+
+def test_the_everyday_commands_of_the_docs(stack):
+    """Status, logs and a backup here; scaling, deploying, down and up are the tests above
+    and below, with the same commands."""
+    project, _ = stack
+    status, logs, scale, deploy, down, up, backup = everyday_commands()
+    assert scale.endswith("up -d --scale daphne=4")  # test_scaling_... (with 3)
+    assert deploy == doc_blocks("2. Start", "sh")[0].strip()  # test_a_code_change_...
+    assert (down, up) == (
+        f"docker compose -f {COMPOSE_FILE} down",
+        f"docker compose -f {COMPOSE_FILE} up -d",
+    )
+    services = project.run_documented(status).stdout
+    assert all(f"{project.name}_{name}_1" in services for name in ("nginx", "gunicorn", "daphne"))
+    # -f follows the logs until Ctrl-C; the last lines are enough here.
+    assert (
+        "gunicorn_1" in project.run_documented(logs.replace("logs -f ", "logs --tail 20 ")).stdout
+    )
+    project.run_documented(backup)
+    dump = (project.directory / "backup.sql").read_text()
+    assert "CREATE TABLE public.chat_chatmessage" in dump
+    assert "COPY public.chat_chatmessage" in dump
+
+
 def lifecycle(project, since):
     """{container name: {event: first time}} from the engine's events since ``since``:
     "start", "die" (with its exit code) and "health_status: healthy"."""
@@ -610,3 +632,8 @@ async def test_down_then_up_keeps_the_data_and_starts_in_order(stack):
         assert events[server]["health_status: healthy"] <= events[name % "nginx"]["start"]
     for service in ("postgres", "redis", "gunicorn", "daphne", "nginx"):
         assert all("Healthcheck" in c["Config"] for c in project.containers(service)), service
+    await asyncio.to_thread(
+        wait_until,
+        lambda: project.containers("nginx")[0]["State"]["Health"]["Status"] == "healthy",
+        "nginx's own health check to pass", 60,
+    )  # fmt: skip
