@@ -9,15 +9,18 @@ SYSTEM_PACKAGES := nginx redis-server
 URL ?=
 TOKEN ?=
 DOMAIN ?=
-DAPHNE_INSTANCES ?= 2
+NAME ?=
+SOCKETS ?=
+DAPHNE_INSTANCES ?=
 # What the tests need besides (program:package where the names differ): Debian's Chromium
-# for the browser tests (Playwright drives it; never `playwright install`), the tools of
-# the deployment checks and of the rehearsals (one server under systemd, multi-host), and
-# Debian's Docker Engine and Compose 1.29 for the container tests.
-TEST_PACKAGES := chromium openssl systemd-analyze:systemd debootstrap \
-	systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
+# for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
+# tests start a private server), the tools of the deployment checks and of the rehearsals
+# (one server under systemd, multi-host), and Debian's Docker Engine and Compose 1.29 for
+# the container tests.
+TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
+	debootstrap systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rehearse demo-data screenshot bench
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench load soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,13 +63,19 @@ smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https:
 test: $(STAMP) test-packages ## Run every test (unit, integration, end-to-end, browser, deployment) and lint
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest -c tests/pytest.ini
+	@echo "==> The database tests again, on PostgreSQL"
+	@$(PYTHON) -m pytest -c tests/pytest.ini --database postgres tests/unit tests/integration
 
 check-deploy: $(STAMP) test-packages ## Check the deployment kit: nginx -t, gixy, systemd-analyze, compose schema, check --deploy
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/deploykit tests/unit/test_settings.py
 
 render-deploy: ## Write the nginx site, systemd units and env file for a server: make render-deploy DOMAIN=chat.example.com
 	@test -n "$(DOMAIN)" || { echo "Usage: make render-deploy DOMAIN=chat.example.com [DAPHNE_INSTANCES=2]" >&2; exit 2; }
-	@python3 deploy/render.py --domain "$(DOMAIN)" --daphne-instances "$(DAPHNE_INSTANCES)"
+	@python3 deploy/render.py --domain "$(DOMAIN)" $(if $(DAPHNE_INSTANCES),--daphne-instances "$(DAPHNE_INSTANCES)")
+
+rename: ## Give this copy its own name (units, paths, database, Redis prefix, the deploy guide): make rename NAME=chatapp
+	@test -n "$(NAME)" || { echo "Usage: make rename NAME=yourname" >&2; exit 2; }
+	@python3 deploy/rename.py "$(NAME)"
 
 rehearse: $(STAMP) test-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/rehearsal
@@ -81,6 +90,12 @@ screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, 
 bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
 	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
+
+load: $(STAMP) ## Deploys and failures under load: restarts, reloads, kills with 5,000 sockets (SOCKETS=...; ~5 min)
+	@$(PYTHON) tests/load/run.py $(if $(SOCKETS),--sockets $(SOCKETS))
+
+soak: $(STAMP) ## Memory under churn: 50,000 sockets opened and closed in waves, with group traffic (~10 min)
+	@$(PYTHON) tests/load/soak.py
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
 """Write the deployment kit, ready to copy, for one server.
 
-    python3 deploy/render.py --domain chat.example.com [--out DIR] [--daphne-instances 3]
+    python3 deploy/render.py --domain chat.example.com [--out DIR] [--self-signed]
 
 The files in deploy/nginx/ and deploy/systemd/ hold ``@NAME@`` placeholders; the defaults
-below are the one place the server's paths, user and names are chosen. The output mirrors
-the server's file system, so installing is ``cp -r OUT/etc/. /etc/`` (deploy/README.md):
+below are the one place the server's paths, user and names are chosen, all from the
+project's name (PROJECT_NAME in .env.example; `make rename` changes it). The output mirrors
+the server's file system, so installing is ``cp -r OUT/. /`` (deploy/README.md):
 
-    OUT/etc/nginx/sites-available/realtime.conf
-    OUT/etc/systemd/system/{gunicorn,daphne@}.{socket,service}, realtime.target
-    OUT/etc/tmpfiles.d/realtime.conf  the sockets' directory
-    OUT/etc/realtime/env            production settings, with a fresh SECRET_KEY
+    OUT/etc/nginx/sites-available/NAME.conf      the site (its own upstreams and names)
+    OUT/etc/nginx/conf.d/django-channels.conf    what every such site on the server shares
+    OUT/etc/systemd/system/NAME-gunicorn.{socket,service}, NAME-daphne@.{socket,service},
+                           NAME.target, nginx.service.d/django-channels.conf
+    OUT/etc/tmpfiles.d/NAME.conf                 the sockets' directory
+    OUT/etc/NAME/env                             production settings
+    OUT/usr/local/bin/NAME-manage                manage.py with exactly those settings
 
-Needs only Python 3.10+, so it runs on the server before the venv exists.
+Rendering again is safe: the values already in this machine's settings file (ENV_FILE:
+the secret key, DATABASE_URL, DAPHNE_INSTANCES, your edits) are kept. Needs only Python
+3.10+, so it runs on the server before the venv exists.
 """
 
 import argparse
+import os
 import re
 import secrets
 import sys
@@ -23,31 +30,34 @@ from pathlib import Path
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 REPO_DIR = DEPLOY_DIR.parent
+ENV_EXAMPLE = REPO_DIR / ".env.example"
 
 DEFAULTS = {
-    "DOMAIN": "chat.example.com",
+    # The project's name: units, users, paths, the nginx site and upstreams, the database.
+    "NAME": None,  # PROJECT_NAME in .env.example
+    "DOMAIN": None,  # required
     # The unprivileged user the app runs as, and where its checkout lives.
-    "APP_USER": "realtime",
-    "APP_DIR": "/srv/realtime",
-    # Settings for every process (systemd EnvironmentFile=, and DJANGO_ENV_FILE for manage.py).
-    "ENV_FILE": "/etc/realtime/env",
+    "APP_USER": "@NAME@",
+    "APP_DIR": "/srv/@NAME@",
+    # Settings for every process (systemd EnvironmentFile=, and NAME-manage).
+    "ENV_FILE": "/etc/@NAME@/env",
     # Runtime state: SQLite (if used), and public/static, which nginx serves.
-    "DATA_DIR": "/var/lib/realtime",
+    "DATA_DIR": "/var/lib/@NAME@",
     # The unix sockets nginx connects to; systemd's socket units create them, in a
     # directory only the app's user and nginx's may enter (tmpfiles.d).
-    "RUN_DIR": "/run/realtime",
+    "RUN_DIR": "/run/@NAME@",
     # The user (and group) nginx's workers run as (Debian and Ubuntu: www-data).
     "NGINX_USER": "www-data",
-    "NGINX_ACCESS_LOG": "/var/log/nginx/realtime-access.log",
-    "NGINX_ERROR_LOG": "/var/log/nginx/realtime-error.log",
+    "NGINX_ACCESS_LOG": "/var/log/nginx/@NAME@-access.log",
+    "NGINX_ERROR_LOG": "/var/log/nginx/@NAME@-error.log",
     # certbot --webroot writes its challenges here; certificates land in /etc/letsencrypt.
     "ACME_ROOT": "/var/www/letsencrypt",
     "TLS_CERTIFICATE": "/etc/letsencrypt/live/@DOMAIN@/fullchain.pem",
     "TLS_CERTIFICATE_KEY": "/etc/letsencrypt/live/@DOMAIN@/privkey.pem",
     # nginx's upstreams. Compose renders its services' names (host:port) instead.
     "GUNICORN_SERVER": "unix:@RUN_DIR@/gunicorn.sock",
-    "DAPHNE_INSTANCES": "2",
-    # Empty: one unix socket per daphne@N (N = 1..DAPHNE_INSTANCES); else host:port,...
+    "DAPHNE_INSTANCES": None,  # DAPHNE_INSTANCES in the settings file
+    # Empty: one unix socket per NAME-daphne@N (N = 1..DAPHNE_INSTANCES); else host:port,...
     "DAPHNE_SERVERS": "",
     # Empty: the servers above are fixed addresses (upstreams.conf). A DNS server's address
     # (compose: Docker's, 127.0.0.11): GUNICORN_SERVER and DAPHNE_SERVERS are one host:port
@@ -55,20 +65,62 @@ DEFAULTS = {
     "RESOLVER": "",
     # Redis on the same host, over its unix socket (Debian: enable `unixsocket` in redis.conf).
     "REDIS_URL": "unix:///run/redis/redis-server.sock",
+    # PostgreSQL on the same host, over its socket with peer authentication: a role and a
+    # database named like the app's user (deploy/README.md creates them).
+    "DATABASE_URL": "postgres:///@APP_USER@",
 }
 
-# (template, where it goes on the server)
+# Until certbot has made the real certificate, nginx can load the site with Debian's
+# self-signed one (package ssl-cert): --self-signed.
+SELF_SIGNED = {
+    "TLS_CERTIFICATE": "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+    "TLS_CERTIFICATE_KEY": "/etc/ssl/private/ssl-cert-snakeoil.key",
+}
+
+# (template, where it goes on the server, mode)
 FILES = [
-    ("nginx/site.conf", "etc/nginx/sites-available/realtime.conf"),
-    ("systemd/gunicorn.socket", "etc/systemd/system/gunicorn.socket"),
-    ("systemd/gunicorn.service", "etc/systemd/system/gunicorn.service"),
-    ("systemd/daphne@.socket", "etc/systemd/system/daphne@.socket"),
-    ("systemd/daphne@.service", "etc/systemd/system/daphne@.service"),
-    ("systemd/realtime.target", "etc/systemd/system/realtime.target"),
-    ("systemd/realtime-tmpfiles.conf", "etc/tmpfiles.d/realtime.conf"),
+    ("nginx/site.conf", "etc/nginx/sites-available/@NAME@.conf", 0o644),
+    ("nginx/server.conf", "etc/nginx/conf.d/django-channels.conf", 0o644),
+    ("nginx/nginx.service.conf", "etc/systemd/system/nginx.service.d/django-channels.conf", 0o644),
+    ("systemd/gunicorn.socket", "etc/systemd/system/@NAME@-gunicorn.socket", 0o644),
+    ("systemd/gunicorn.service", "etc/systemd/system/@NAME@-gunicorn.service", 0o644),
+    ("systemd/daphne@.socket", "etc/systemd/system/@NAME@-daphne@.socket", 0o644),
+    ("systemd/daphne@.service", "etc/systemd/system/@NAME@-daphne@.service", 0o644),
+    ("systemd/app.target", "etc/systemd/system/@NAME@.target", 0o644),
+    ("systemd/tmpfiles.conf", "etc/tmpfiles.d/@NAME@.conf", 0o644),
+    ("systemd/manage.sh", "usr/local/bin/@NAME@-manage", 0o755),
 ]
 
+# Sections of .env.example that mean nothing on a server (`#### Local stack only`...).
+NOT_ON_SERVERS = ("Local stack only", "Compose only")
+
 PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+SECTION = re.compile(r"^#### (.*)$")
+NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,19}")
+# Names a project cannot take: system users and units a server already has.
+TAKEN_NAMES = {"root", "nginx", "postgres", "postgresql", "redis", "redis-server", "www-data",
+               "daemon", "nobody", "systemd", "certbot"}  # fmt: skip
+
+
+def check_name(name):
+    """A project name usable as a user, a unit prefix, a database and a directory."""
+    if not NAME_RULE.fullmatch(name) or name in TAKEN_NAMES:
+        raise ValueError(
+            f"the project's name must be 1 to 20 lowercase letters, digits or '-', starting "
+            f"with a letter, and not a system name ({', '.join(sorted(TAKEN_NAMES))}); "
+            f"got {name!r}"
+        )
+    return name
+
+
+def read_settings(path):
+    """{NAME: value} of an env file's assignments (comments and blank lines skipped)."""
+    settings = {}
+    for line in Path(path).read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, _, value = line.partition("=")
+            settings[name.strip()] = value.strip()
+    return settings
 
 
 def daphne_servers(values):
@@ -87,8 +139,8 @@ def backends(values):
         return {
             "UPSTREAMS": (DEPLOY_DIR / "nginx" / "upstreams.conf").read_text().strip(),
             "DAPHNE_SERVERS": daphne_servers(values),
-            "HTTP_BACKEND": "django_http",
-            "WS_BACKEND": "django_ws",
+            "HTTP_BACKEND": "@NAME@_http",
+            "WS_BACKEND": "@NAME@_ws",
         }
     daphne = values["DAPHNE_SERVERS"]
     if not re.fullmatch(r"[a-z0-9.-]+:\d+", daphne, re.I):
@@ -111,22 +163,35 @@ def substitute(text, values):
     return PLACEHOLDER.sub(replace, text)
 
 
-def production_env(values):
-    """.env.example with the values a server needs; every other line kept as documented."""
-    overrides = {
+def production_env(values, kept):
+    """.env.example's server sections with this server's values: those already in its
+    settings file (``kept``) first, then what the kit chose, then the documented defaults."""
+    chosen = {
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "PROJECT_NAME": values["NAME"],
         "ALLOWED_HOSTS": values["DOMAIN"],
         "DATA_DIR": values["DATA_DIR"],
         "REDIS_URL": values["REDIS_URL"],
+        "DATABASE_URL": values["DATABASE_URL"],
+        "DAPHNE_INSTANCES": values["DAPHNE_INSTANCES"],
     }
-    lines = []
-    for line in (REPO_DIR / ".env.example").read_text().splitlines():
+    lines, skipping = [], False
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if section := SECTION.match(line):
+            skipping = section[1].strip() in NOT_ON_SERVERS
+        if skipping:
+            continue
         name = line.partition("=")[0]
-        if not line.startswith("#") and name in overrides:
-            line = f"{name}={overrides[name]}"
+        if not line.startswith("#") and "=" in line:
+            value = kept.get(name, substitute(chosen[name], values) if name in chosen else None)
+            if value is not None:
+                line = f"{name}={value}"
         lines.append(line)
-    header = "# Production settings, written by deploy/render.py. Mode 0640, root:@APP_USER@.\n"
+    header = (
+        "# Production settings, written by deploy/render.py (rendering again keeps the values\n"
+        "# set here). Mode 0640, root:@APP_USER@.\n"
+    )
     return substitute(header, values) + "\n".join(lines) + "\n"
 
 
@@ -134,32 +199,58 @@ def render(values, out):
     values = {**values, **backends(values)}
     values["HARDENING"] = (DEPLOY_DIR / "systemd" / "hardening.conf").read_text().strip()
     written = []
-    for template, target in FILES:
-        path = out / target
+    for template, target, mode in FILES:
+        path = out / substitute(target, values)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(substitute((DEPLOY_DIR / template).read_text(), values))
+        path.chmod(mode)
         written.append(path)
-    env_file = out / values["ENV_FILE"].lstrip("/")
+    env_path = substitute(values["ENV_FILE"], values)
+    kept = read_settings(env_path) if os.access(env_path, os.R_OK) else {}
+    env_file = out / env_path.lstrip("/")
     env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text(production_env(values))
+    env_file.write_text(production_env(values, kept))
     env_file.chmod(0o640)
     written.append(env_file)
     return written
 
 
-def main(argv=None):
+def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="output directory (default var/deploy/DOMAIN)")
+    parser.add_argument(
+        "--self-signed", action="store_true",
+        help="use Debian's self-signed certificate until certbot has made the real one",
+    )  # fmt: skip
     for name, default in DEFAULTS.items():
-        parser.add_argument(f"--{name.lower().replace('_', '-')}", default=default, metavar=name)
+        parser.add_argument(
+            f"--{name.lower().replace('_', '-')}", default=default, metavar=name,
+            required=name == "DOMAIN",
+        )  # fmt: skip
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.lower()) for name in DEFAULTS}
+    example = read_settings(ENV_EXAMPLE)
+    values["NAME"] = values["NAME"] or example["PROJECT_NAME"]
+    try:
+        check_name(values["NAME"])
+    except ValueError as error:
+        sys.exit(f"render: {error}")
+    if values["DAPHNE_INSTANCES"] is None:
+        env_path = substitute(values["ENV_FILE"], values)
+        server = read_settings(env_path) if os.access(env_path, os.R_OK) else {}
+        values["DAPHNE_INSTANCES"] = server.get("DAPHNE_INSTANCES") or example["DAPHNE_INSTANCES"]
+    if args.self_signed:
+        values.update(SELF_SIGNED)
     # ${NAME}: left for the nginx image's envsubst to fill in at start (compose).
     if not re.fullmatch(r"[A-Za-z0-9.-]+|\$\{[A-Z_]+\}", values["DOMAIN"]):
         sys.exit(f"render: --domain must be a host name, got {values['DOMAIN']!r}")
     if not values["DAPHNE_INSTANCES"].isdigit() or int(values["DAPHNE_INSTANCES"]) < 1:
         sys.exit("render: --daphne-instances must be a positive number")
-    out = args.out or REPO_DIR / "var" / "deploy" / values["DOMAIN"]
+    return values, args.out or REPO_DIR / "var" / "deploy" / values["DOMAIN"]
+
+
+def main(argv=None):
+    values, out = parse(argv)
     for path in render(values, out):
         print(path)
 

@@ -6,4 +6,9 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Real-time plumbing (consumers, routing, channel layer)"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers the channel-layer system checks
+        from . import (
+            checks,  # noqa: F401 - registers the channel-layer system checks
+            layer,
+        )
+
+        layer.check_internals()

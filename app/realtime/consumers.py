@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from . import catch_up, close_codes, reauth
+from . import catch_up, close_codes, layer, reauth
 from .limits import MessageRate, socket_caps
 from .scope import parse_message_id, query_param
 
@@ -80,6 +80,9 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         finally:
             reauth.watcher.forget(self)
             socket_caps.release(self.caps_held)
+            await layer.release(
+                self.channel_layer, getattr(self, "channel_name", None), self.groups
+            )
 
     async def dispatch(self, message):
         # Channels' own dispatch first hops to the sync thread to close stale database
@@ -126,8 +129,10 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
 
     async def join_group(self, group):
         """Receive the events sent to ``group`` until the socket disconnects."""
-        await self.channel_layer.group_add(group, self.channel_name)
+        # Listed first: a consumer cancelled while joining (its client gone, daphne
+        # giving up on it) must still leave the group (see realtime.layer).
         self.groups.append(group)  # Channels' websocket_disconnect leaves self.groups
+        await self.channel_layer.group_add(group, self.channel_name)
 
     async def close(self, code=None, reason=None):
         self.closing = True

@@ -18,6 +18,7 @@ import os
 import resource
 import struct
 from collections import defaultdict
+from multiprocessing import resource_tracker
 from time import monotonic
 
 HANDSHAKE_TIMEOUT = 15
@@ -47,26 +48,25 @@ def pong_frame(payload):
     return struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload
 
 
-class Socket(asyncio.Protocol):
-    """One client websocket; records when a text frame containing ``marker`` arrives."""
+class ClientProtocol(asyncio.Protocol):
+    """A client websocket as a bare protocol: sends ``request`` (the handshake), then parses
+    frames, answering pings. Subclasses get ``opened()``, ``text(payload, now)`` and
+    ``closed(code)`` (None: dropped without a close frame)."""
 
-    def __init__(self, request, opened, worker):
+    def __init__(self, request):
         self.request = request
-        self.opened = opened  # future: True once the 101 arrives
-        self.worker = worker
         self.transport = None
         self.buffer = bytearray()
         self.open = False
-        self.arrived = None
+        self.close_code = None
 
     def connection_made(self, transport):
         self.transport = transport
         transport.write(self.request)
 
     def connection_lost(self, exc):
-        self.open = False
-        if not self.opened.done():
-            self.opened.set_result(False)
+        was_open, self.open = self.open, False
+        self.closed(self.close_code if was_open else None, was_open)
 
     def data_received(self, data):
         now = monotonic()
@@ -81,7 +81,7 @@ class Socket(asyncio.Protocol):
                 self.transport.close()
                 return
             self.open = True
-            self.opened.set_result(True)
+            self.opened()
         self.read_frames(now)
 
     def read_frames(self, now):
@@ -102,22 +102,54 @@ class Socket(asyncio.Protocol):
             payload = bytes(buffer[start : start + length])
             del buffer[: start + length]
             if opcode == 0x1:
-                self.worker.text_arrived(self, payload, now)
+                self.text(payload, now)
             elif opcode == 0x9:
                 self.transport.write(pong_frame(payload))
             elif opcode == 0x8:
+                if len(payload) >= 2:
+                    self.close_code = struct.unpack_from("!H", payload)[0]
                 self.transport.close()
 
     def send_text(self, text):
         self.transport.write(text_frame(text))
 
+    def opened(self):
+        pass
 
-def handshake_request(host, port, path, origin):
+    def text(self, payload, now):
+        pass
+
+    def closed(self, code, was_open):
+        pass
+
+
+class Socket(ClientProtocol):
+    """One bench websocket; records when a text frame containing ``marker`` arrives."""
+
+    def __init__(self, request, opened, worker):
+        super().__init__(request)
+        self.open_future = opened  # True once the 101 arrives
+        self.worker = worker
+        self.arrived = None
+
+    def opened(self):
+        self.open_future.set_result(True)
+
+    def closed(self, code, was_open):
+        if not self.open_future.done():
+            self.open_future.set_result(False)
+
+    def text(self, payload, now):
+        self.worker.text_arrived(self, payload, now)
+
+
+def handshake_request(host, port, path, origin, headers=()):
     key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
     return (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Origin: {origin}\r\n\r\n"
+        f"Origin: {origin}\r\n{extra}\r\n"
     ).encode()
 
 
@@ -222,6 +254,10 @@ class Worker:
             sock.transport.close()
         return True
 
+    async def shutdown(self):
+        for name in list(self.sets):
+            await self.close(name)
+
     async def push(self, host, port, ws_path, requests, rate, timeout):
         """Open-loop pushes at ``rate``/s: requests[i] is raw HTTP whose push carries
         the marker "push-<i>"; one socket receives. Latencies in seconds (None: lost)."""
@@ -261,7 +297,7 @@ class Worker:
         return [arrived[i] - sent[i] if i in arrived else None for i in range(len(requests))]
 
 
-def _serve(connection):
+def _serve(connection, worker_class):
     raise_open_files_limit()
     try:
         import uvloop
@@ -269,12 +305,12 @@ def _serve(connection):
         runner = uvloop.run
     except ImportError:  # the client still works, a little slower
         runner = asyncio.run
-    runner(_worker_main(connection))
+    runner(_worker_main(connection, worker_class))
 
 
-async def _worker_main(connection):
+async def _worker_main(connection, worker_class):
     """Run commands as they come; several may be in flight (each answers when done)."""
-    worker = Worker()
+    worker = worker_class()
     loop = asyncio.get_running_loop()
     tasks = set()
 
@@ -291,19 +327,22 @@ async def _worker_main(connection):
         task = loop.create_task(run(*command))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    for name in list(worker.sets):
-        await worker.close(name)
+    await worker.shutdown()
 
 
 class ClientPool:
-    """Several worker processes; each command goes to all (or one) and waits for answers."""
+    """Several worker processes; each command goes to all (or one) and waits for answers.
 
-    def __init__(self, processes):
+    ``worker_class`` (importable, so a spawned process can find it) runs in each: its
+    async methods are the commands.
+    """
+
+    def __init__(self, processes, worker_class=Worker):
         context = multiprocessing.get_context("spawn")
         self.connections, self.processes = [], []
         for _ in range(processes):
             parent, child = context.Pipe()
-            process = context.Process(target=_serve, args=(child,), daemon=True)
+            process = context.Process(target=_serve, args=(child, worker_class), daemon=True)
             process.start()
             self.connections.append(parent)
             self.processes.append(process)
@@ -337,3 +376,6 @@ class ClientPool:
             if process.is_alive():
                 process.kill()
                 process.join()
+        # Spawning started multiprocessing's resource tracker, a helper process that would
+        # live until this process ends: stop it with the workers (nothing is left to track).
+        resource_tracker._resource_tracker._stop()

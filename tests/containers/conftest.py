@@ -4,9 +4,9 @@
 import os
 
 import pytest
-from checkout import REPO_DIR
 from containers.engine import running_engine
 from containers.standins import build_standins, named_base_images
+from deploykit.kit import REPO_DIR
 
 _figures = []
 

@@ -10,8 +10,8 @@ import urllib.request
 import uuid
 
 import pytest
-from checkout import REPO_DIR, copy_checkout
 from containers.compose import ComposeProject, doc_blocks, doc_section
+from deploykit.kit import REPO_DIR, copy_checkout
 from e2e.localstack import free_port, sign_in
 from polling import wait_until
 

@@ -3,8 +3,8 @@ other modules here run: what a reader copies is what is tested."""
 
 import re
 
-from checkout import REPO_DIR
 from containers.compose import doc_blocks, doc_section
+from deploykit.kit import REPO_DIR
 
 
 def readme_commands():

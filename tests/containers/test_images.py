@@ -10,10 +10,10 @@ import subprocess
 import tarfile
 
 import pytest
-from checkout import REPO_DIR, copy_checkout
 from containers.compose import ComposeProject
 from containers.engine import DOCKER
 from containers.standins import STANDINS, named_base_images
+from deploykit.kit import REPO_DIR, copy_checkout
 
 APP, NGINX = "realtime-django-app", "realtime-django-nginx"
 SECRET = "developer-secret-never-in-an-image"

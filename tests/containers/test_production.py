@@ -23,9 +23,9 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import pytest
-from checkout import REPO_DIR, copy_checkout
 from containers.compose import ComposeProject, doc_blocks, doc_section
 from containers.site import Site, SiteHandler, fingerprint, served_certificate
+from deploykit.kit import REPO_DIR, copy_checkout
 from e2e.browser import TIMEOUT_MS, chromium
 from e2e.localstack import free_port, sign_in
 from playwright.sync_api import expect

@@ -1,12 +1,14 @@
 """The deployment kit (deploy/render.py), rendered for checking on this machine."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 DOMAIN = "realtime.example.test"
-SERVICES = ["gunicorn.service", "daphne@.service"]
+NAME = "realtime"  # PROJECT_NAME in .env.example
+SERVICES = [f"{NAME}-gunicorn.service", f"{NAME}-daphne@.service"]
 
 
 def render_kit(out, **values):
@@ -42,21 +44,47 @@ COMPOSE_BACKENDS = {
 }
 
 
-def site_for_this_machine(tmp_path, **values):
-    """The kit with every server path moved under ``tmp_path`` (the code stays in this
-    checkout), so nginx and systemd-analyze can check the real files without root paths.
-    ``values`` override more of render.py's defaults (COMPOSE_BACKENDS: compose's site)."""
-    certificate, key = throwaway_certificate(tmp_path / "tls")
+def site_for_this_machine(tmp_path, name=NAME, domain=DOMAIN, **values):
+    """The kit with every server path moved under ``tmp_path``/``name`` (the code stays in
+    this checkout), so nginx and systemd-analyze can check the real files without root
+    paths. ``values`` override more of render.py's defaults (COMPOSE_BACKENDS: compose's
+    site)."""
+    base = tmp_path / name
+    certificate, key = throwaway_certificate(base / "tls", domain)
     return render_kit(
-        tmp_path / "kit",
-        domain=DOMAIN,
+        base / "kit",
+        name=name,
+        domain=domain,
         app_dir=REPO_DIR,
-        run_dir=tmp_path / "run",
-        data_dir=tmp_path / "data",
-        acme_root=tmp_path / "acme",
-        nginx_access_log=tmp_path / "access.log",
-        nginx_error_log=tmp_path / "error.log",
+        run_dir=base / "run",
+        data_dir=base / "data",
+        acme_root=base / "acme",
+        nginx_access_log=base / "access.log",
+        nginx_error_log=base / "error.log",
         tls_certificate=certificate,
         tls_certificate_key=key,
         **values,
     )
+
+
+def nginx_includes(*kits):
+    """The http {} lines that install ``kits`` on one nginx: what every site shares (conf.d,
+    the same file from each kit, so once), then each kit's site."""
+    server = kits[0] / "etc/nginx/conf.d/django-channels.conf"
+    sites = [next((kit / "etc/nginx/sites-available").glob("*.conf")) for kit in kits]
+    return "\n    ".join(f"include {path};" for path in [server, *sites])
+
+
+def copy_checkout(target):
+    """What `git clone` of this checkout would give, with the changes not yet committed:
+    the tracked files and the new, unignored ones."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO_DIR, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, files):
+        source = REPO_DIR / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploykit.kit import COMPOSE_BACKENDS, REPO_DIR, site_for_this_machine
+from deploykit.kit import COMPOSE_BACKENDS, REPO_DIR, nginx_includes, site_for_this_machine
 from e2e.localstack import deploy_module
 
 NGINX_DIR = REPO_DIR / "deploy" / "nginx"
@@ -15,27 +15,41 @@ NGINX_DIR = REPO_DIR / "deploy" / "nginx"
 
 @pytest.fixture(params=["server", "compose"])
 def site(request, tmp_path):
-    """The production site, as a server gets it and as the compose nginx image gets it."""
+    """The project's site file and what every site on the server shares (conf.d), as a
+    server gets them and as the compose nginx image does."""
     values = COMPOSE_BACKENDS if request.param == "compose" else {}
-    return site_for_this_machine(tmp_path, **values) / "etc/nginx/sites-available/realtime.conf"
+    return nginx_includes(site_for_this_machine(tmp_path, **values))
+
+
+def debian_conf(tmp_path, includes):
+    """This machine's own /etc/nginx/nginx.conf (Debian's, as on a server), with
+    ``includes`` as the only sites and tuning.conf's limits in place of its own."""
+    debian = Path("/etc/nginx/nginx.conf").read_text()
+    debian = re.sub(r"^(worker_processes|pid|user) .*$", "", debian, flags=re.M)
+    debian = re.sub(r"^events \{.*?^\}", "", debian, flags=re.M | re.S)
+    debian = debian.replace("include /etc/nginx/sites-enabled/*;", includes)
+    debian = debian.replace("include /etc/nginx/conf.d/*.conf;", "")
+    return write_main_conf(tmp_path, debian)
+
+
+def nginx_test(tmp_path, conf):
+    result = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
 
 
 @pytest.fixture
 def debian_main_conf(site, tmp_path):
-    """This machine's own /etc/nginx/nginx.conf (Debian's, as on a server), with the site
-    as the only enabled one and tuning.conf's limits in place of its own."""
-    debian = Path("/etc/nginx/nginx.conf").read_text()
-    debian = re.sub(r"^(worker_processes|pid|user) .*$", "", debian, flags=re.M)
-    debian = re.sub(r"^events \{.*?^\}", "", debian, flags=re.M | re.S)
-    debian = debian.replace("include /etc/nginx/sites-enabled/*;", f"include {site};")
-    debian = debian.replace("include /etc/nginx/conf.d/*.conf;", "")
-    return write_main_conf(tmp_path, debian)
+    return debian_conf(tmp_path, site)
 
 
 @pytest.fixture
 def main_conf(site, tmp_path):
     """Only the project's files: the site in http {}, tuning.conf's limits."""
-    return write_main_conf(tmp_path, f"http {{\n    include {site};\n}}\n")
+    return write_main_conf(tmp_path, f"http {{\n    {site}\n}}\n")
 
 
 def write_main_conf(tmp_path, rest):
@@ -45,12 +59,14 @@ def write_main_conf(tmp_path, rest):
 
 
 def test_nginx_accepts_the_site_file(debian_main_conf, tmp_path):
-    result = subprocess.run(
-        ["nginx", "-t", "-p", str(tmp_path), "-c", str(debian_main_conf)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "[warn]" not in result.stderr, result.stderr
+    nginx_test(tmp_path, debian_main_conf)
+
+
+def test_two_projects_sites_share_one_nginx(tmp_path):
+    """Each site names its upstreams after its project; what they share is installed once."""
+    kits = [site_for_this_machine(tmp_path, name, f"{name}.example.test")
+            for name in ("realtime", "chatapp")]  # fmt: skip
+    nginx_test(tmp_path, debian_conf(tmp_path, nginx_includes(*kits)))
 
 
 def local_stack_conf(tmp_path):

@@ -17,14 +17,17 @@ def rendered_files(kit):
 def test_every_placeholder_is_filled_and_the_pool_has_one_socket_per_instance(tmp_path):
     kit = render_kit(tmp_path / "kit", domain="chat.example.org", daphne_instances=3)
     assert [str(p.relative_to(kit)) for p in rendered_files(kit)] == sorted([
+        "etc/nginx/conf.d/django-channels.conf",
         "etc/nginx/sites-available/realtime.conf",
         "etc/realtime/env",
-        "etc/systemd/system/daphne@.service",
-        "etc/systemd/system/daphne@.socket",
-        "etc/systemd/system/gunicorn.service",
-        "etc/systemd/system/gunicorn.socket",
+        "etc/systemd/system/nginx.service.d/django-channels.conf",
+        "etc/systemd/system/realtime-daphne@.service",
+        "etc/systemd/system/realtime-daphne@.socket",
+        "etc/systemd/system/realtime-gunicorn.service",
+        "etc/systemd/system/realtime-gunicorn.socket",
         "etc/systemd/system/realtime.target",
         "etc/tmpfiles.d/realtime.conf",
+        "usr/local/bin/realtime-manage",
     ])  # fmt: skip
     for path in rendered_files(kit):
         assert not PLACEHOLDER.search(path.read_text()), path
@@ -33,7 +36,7 @@ def test_every_placeholder_is_filled_and_the_pool_has_one_socket_per_instance(tm
         f"unix:/run/realtime/daphne-{n}.sock" for n in (1, 2, 3)
     ]
     assert "server_name chat.example.org;" in site
-    socket_unit = (kit / "etc/systemd/system/daphne@.socket").read_text()
+    socket_unit = (kit / "etc/systemd/system/realtime-daphne@.socket").read_text()
     assert "ListenStream=/run/realtime/daphne-%i.sock" in socket_unit
 
 

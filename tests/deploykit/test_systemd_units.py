@@ -5,12 +5,13 @@ import re
 import subprocess
 
 import pytest
-from deploykit.kit import SERVICES, site_for_this_machine
+from deploykit.kit import NAME, SERVICES, site_for_this_machine
 from e2e.localstack import deploy_module
 
 UNITS = [
-    "gunicorn.socket", "gunicorn.service", "daphne@1.socket", "daphne@1.service",
-    "daphne@2.socket", "daphne@2.service", "realtime.target",
+    f"{NAME}-gunicorn.socket", f"{NAME}-gunicorn.service", f"{NAME}-daphne@1.socket",
+    f"{NAME}-daphne@1.service", f"{NAME}-daphne@2.socket", f"{NAME}-daphne@2.service",
+    f"{NAME}.target",
 ]  # fmt: skip
 EXPOSURE_BAR = 2.0
 
@@ -47,6 +48,6 @@ def stop_timeout(unit_dir, service):
 def test_systemd_waits_longer_than_each_server_takes_to_stop(unit_dir):
     """Otherwise systemd kills gunicorn mid-request, or daphne before its 1012 closes."""
     gunicorn = deploy_module("gunicorn.conf")
-    assert stop_timeout(unit_dir, "gunicorn.service") > gunicorn.graceful_timeout
+    assert stop_timeout(unit_dir, SERVICES[0]) > gunicorn.graceful_timeout
     daphne = deploy_module("run_daphne")
-    assert stop_timeout(unit_dir, "daphne@.service") > daphne.SHUTDOWN_GRACE_SECONDS
+    assert stop_timeout(unit_dir, SERVICES[1]) > daphne.SHUTDOWN_GRACE_SECONDS

@@ -1,12 +1,14 @@
-"""The rehearsal cluster: two app hosts and the layer tier, each a network namespace.
+"""The rehearsal cluster: two app hosts, the layer tier and a database host, each a
+network namespace.
 
     app-a 10.77.N.2 ─┐                      ┌─ redis-a 10.77.N.4  redis primary + sentinel
     app-b 10.77.N.3 ─┼─ bridge (test: .1) ──┼─ redis-b 10.77.N.5  redis replica + sentinel
-                     │                      └─ sentinel-c 10.77.N.6  sentinel
-
+                     │                      ├─ sentinel-c 10.77.N.6  sentinel
+                     │                      └─ db 10.77.N.7  PostgreSQL
 Each app host runs the whole local stack (nginx, gunicorn, daphne ×2 under supervisord,
-deploy/local/stack.py) on its own address, with the layer pointed at the Sentinels. The
-hosts share one SQLite file, as they would share PostgreSQL in production.
+deploy/local/stack.py) on its own address, with the layer pointed at the Sentinels and the
+database at the PostgreSQL server on the db host, over the network with a password, as
+app hosts share PostgreSQL in production.
 """
 
 import os
@@ -17,6 +19,7 @@ import pytest
 from e2e.localstack import LocalStack
 from multihost.network import Host, Network
 from multihost.redis_tier import RedisTier
+from postgres import PostgresServer
 
 APP_PORT = 8080  # every host has its own ports: the same one on each, as on real servers
 
@@ -40,13 +43,14 @@ def cluster(tmp_path_factory):
         pytest.fail("the multi-host rehearsal needs `ip`: apt-get install iproute2")
     directory = tmp_path_factory.mktemp("multihost")
     network = Network()
-    tier = None
+    tier = database = None
     stacks = {}
     try:
         hosts = {
             name: network.add_host(name)
-            for name in ("app-a", "app-b", "redis-a", "redis-b", "sentinel-c")
+            for name in ("app-a", "app-b", "redis-a", "redis-b", "sentinel-c", "db")
         }
+        database = PostgresServer(hosts["db"].address, hosts["db"].command()).start()
         tier = RedisTier(
             directory / "layer",
             primary=hosts["redis-a"],
@@ -57,7 +61,7 @@ def cluster(tmp_path_factory):
         app_hosts = [hosts["app-a"], hosts["app-b"]]
         common = {
             **tier.settings,
-            "DATABASE_URL": f"sqlite:///{directory / 'shared.sqlite3'}",
+            "DATABASE_URL": database.create_app_database("realtime"),
             "ALLOWED_HOSTS": ",".join(host.address for host in app_hosts),
             "DAPHNE_INSTANCES": "2",
             "GUNICORN_WORKERS": "2",
@@ -78,4 +82,6 @@ def cluster(tmp_path_factory):
             stack.down()
         if tier is not None:
             tier.stop()
+        if database is not None:
+            database.stop()
         network.tear_down()

@@ -6,9 +6,10 @@ run that draws the same port talks to a dead stack. So, after every test and fix
 finished (failures and errors included), any process that
 
 - carries this run's marker in its environment (everything the run started inherits it), or
-- works in, or names on its command line, the checkout or this run's temporary directories
-  (nginx rewrites its workers' environment with their title, so the marker alone misses
-  them),
+- works in, or names on its command line, the checkout or this run's temporary directories,
+  and is an orphan (its parent is gone) or descends from a process carrying the marker
+  (nginx rewrites its processes' environment with their title, so the marker alone misses
+  them; someone else's shell working in the checkout is neither),
 
 and did not exist when the run began, fails the run. Each is named, then killed, so the
 next run starts clean. The pytest process, its ancestors (make, the shell) and whatever
@@ -50,27 +51,41 @@ def describe(pid):
     return cwd, cmdline.strip(), environ
 
 
+def parent(pid):
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
 def ancestors(pid):
-    chain = set()
-    while pid > 1:
-        chain.add(pid)
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            break
+    chain = []
+    while (pid := parent(pid)) > 1:
+        chain.append(pid)
     return chain
+
+
+def carries(pid, marker):
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
 
 
 def leaked(places, marker):
     """{pid: description} of the processes this run left behind."""
     found = {}
-    for pid in pids() - _run["before"] - ancestors(os.getpid()):
+    for pid in pids() - _run["before"] - {os.getpid(), *ancestors(os.getpid())}:
         if (described := describe(pid)) is None:
             continue
         cwd, cmdline, environ = described
         inside = any(cwd == place or cwd.startswith(place + "/") for place in places)
         named = any(place + "/" in cmdline or cmdline.endswith(place) for place in places)
-        if marker in environ or inside or named:
+        ours = marker in environ or (
+            (inside or named)
+            and (parent(pid) == 1 or any(carries(up, marker) for up in ancestors(pid)))
+        )
+        if ours:
             found[pid] = f"pid {pid} (cwd {cwd}): {cmdline[:200]}"
     return found
 

@@ -3,7 +3,9 @@
 - app/ is importable;
 - the developer's .env is ignored and runtime files go to a temporary DATA_DIR;
 - a private redis-server (unix socket, nothing on disk) is the channel layer, so tests
-  never touch a Redis someone else uses, and a machine without one running still works.
+  never touch a Redis someone else uses, and a machine without one running still works;
+- the database is SQLite, or with ``--database postgres`` a private PostgreSQL server
+  (tests/postgres.py): `make test` runs the database tests on both.
 
 pytest-django loads the settings in its own pytest_load_initial_conftests hook, so this
 plugin (loaded with -p, see pytest.ini) wraps that hook to run first.
@@ -89,6 +91,13 @@ def users_environment():
     return {k: v for k, v in _session["environment"].items() if k not in MAKE_VARIABLES}
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database", choices=("sqlite", "postgres"), default="sqlite",
+        help="the Django tests' database: SQLite (default) or a private PostgreSQL server",
+    )  # fmt: skip
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     _session["environment"] = dict(os.environ)
@@ -96,20 +105,48 @@ def pytest_load_initial_conftests(early_config, parser, args):
     scratch = Path(tempfile.mkdtemp(prefix="tests-"))
     os.environ["DJANGO_ENV_FILE"] = ""
     os.environ["DATA_DIR"] = str(scratch / "var")
-    redis_server = RedisServer(scratch)
+    _session["scratch"] = scratch
+    redis_server = _session["redis"] = RedisServer(scratch)
     redis_server.start()
     os.environ["REDIS_URL"] = redis_server.url
-    _session.update(scratch=scratch, redis=redis_server)
+    if early_config.known_args_namespace.database == "postgres":
+        # pytest-django creates its test database ("test_tests") next to this one.
+        os.environ["DATABASE_URL"] = start_postgres().url("tests")
+    else:
+        os.environ.pop("DATABASE_URL", None)
     return (yield)
 
 
-def pytest_unconfigure(config):
-    if "redis" in _session:
-        _session["redis"].stop()
-        shutil.rmtree(_session["scratch"], ignore_errors=True)
+def start_postgres():
+    """The session's private PostgreSQL server, started on first use."""
+    if "postgres" not in _session:
+        from tests.postgres import PostgresServer
+
+        _session["postgres"] = PostgresServer().start()
+    return _session["postgres"]
+
+
+def pytest_sessionfinish():
+    """Stop the session's servers once every test and fixture is done (before the leak
+    check, which would count a server started during the run)."""
+    for server in ("postgres", "redis"):
+        if server in _session:
+            _session.pop(server).stop()
+    if "scratch" in _session:
+        shutil.rmtree(_session.pop("scratch"), ignore_errors=True)
+
+
+pytest_unconfigure = pytest_sessionfinish  # a run that never got to the session (usage error)
 
 
 @pytest.fixture(scope="session")
 def redis_server():
     """The session's private Redis (the channel layer of every in-process test)."""
     return _session["redis"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's private PostgreSQL server, whatever the Django tests' database: for
+    tests of PostgreSQL itself (query plans) and stacks that run on it."""
+    return start_postgres()

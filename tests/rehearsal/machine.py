@@ -6,23 +6,25 @@ nor clash with its ports. Commands go in with nsenter. Needs root.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
+import termios
+import time
 from pathlib import Path
 
 from polling import wait_until
 
 CACHE_DIR = Path(os.environ.get("REHEARSAL_CACHE", "/var/cache/realtime-django-rehearsal"))
 SUITE = "bookworm"
-# What `apt-get install` gets on a real server (deploy/README.md, step 1), plus the base.
-PACKAGES = [
-    "systemd", "systemd-sysv", "dbus", "nginx", "python3", "python3-venv", "redis-server",
-    "postgresql", "ssl-cert", "openssl", "ca-certificates", "procps",
-]  # fmt: skip
+# What a server has before the guide's step 1.
+BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssl", "ca-certificates", "procps"]
 BOOT_TIMEOUT = 120
 STOP_TIMEOUT = 30
 
@@ -31,19 +33,33 @@ class MachineError(Exception):
     pass
 
 
-def root_filesystem():
-    """The cached debootstrap root for PACKAGES, made on first use (about 2 minutes)."""
-    key = hashlib.sha256(" ".join([SUITE, *PACKAGES]).encode()).hexdigest()[:12]
-    root = CACHE_DIR / f"{SUITE}-{key}"
+def root_filesystem(install_packages):
+    """A cached Debian root: debootstrap's minimal system with systemd, then the shell block
+    ``install_packages`` (the guide's step 1) run in it, as on a new server, by apt itself
+    (debootstrap's own resolver cannot pick providers of virtual packages). Made on first
+    use, in a few minutes."""
+    key = hashlib.sha256(" ".join([SUITE, *BASE_PACKAGES, install_packages]).encode())
+    root = CACHE_DIR / f"{SUITE}-{key.hexdigest()[:12]}"
     if not (root / "usr/bin/systemctl").exists():
         partial = root.with_suffix(".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+            ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE,
              str(partial), "http://deb.debian.org/debian"],
             check=True, capture_output=True, timeout=900,
         )  # fmt: skip
+        # Installed, not started: the machine boots them later, with its own systemd.
+        policy = partial / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        shutil.copy("/etc/resolv.conf", partial / "etc/resolv.conf")
+        subprocess.run(
+            ["chroot", str(partial), "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+             "DEBIAN_FRONTEND=noninteractive", "sh", "-ec", install_packages],
+            check=True, capture_output=True, timeout=900,
+        )  # fmt: skip
+        policy.unlink()
         partial.rename(root)
     return root
 
@@ -75,7 +91,8 @@ def pip_wheelhouse(requirements):
 class Machine:
     """A copy of the cached root, booted with systemd-nspawn."""
 
-    def __init__(self, directory, name):
+    def __init__(self, directory, name, install_packages):
+        self.install_packages = install_packages
         self.root = Path(directory) / "root"
         self.name = name
         self.log = Path(directory) / "boot.log"
@@ -83,10 +100,10 @@ class Machine:
         self.init_pid = None
 
     def create(self):
+        source = root_filesystem(self.install_packages)
         subprocess.run(
-            ["cp", "-a", "--reflink=auto", str(root_filesystem()), str(self.root)],
-            check=True, timeout=300,
-        )  # fmt: skip
+            ["cp", "-a", "--reflink=auto", str(source), str(self.root)], check=True, timeout=300
+        )
         # debootstrap ran on this machine's network: where this machine's own PostgreSQL
         # holds 5432, Debian gave the new cluster 5433. A real server has it on 5432.
         for conf in self.root.glob("etc/postgresql/*/main/postgresql.conf"):
@@ -120,21 +137,67 @@ class Machine:
                 return int(pid)
         return None
 
+    def shell(self, command):
+        """A new root login shell's command line for ``command`` inside the machine: a clean
+        environment, and the shell stops at the first command that fails."""
+        return [
+            "nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-n", "-p",
+            "env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root", "LANG=C.UTF-8", "TERM=xterm", "sh", "-ec", command,
+        ]  # fmt: skip
+
     def run(self, command, check=True, timeout=300, user=None):
         """Run a shell command inside the machine, as root (or ``user``)."""
         if user:
             command = f"runuser -u {user} -- sh -c {_quote(command)}"
         result = subprocess.run(
-            ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-n", "-p",
-             "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
-             "sh", "-c", command],
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            self.shell(command), capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise MachineError(
                 f"`{command}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def converse(self, command, dialogue, timeout=120):
+        """Run an interactive ``command`` on a terminal inside the machine, answering its
+        prompts as a person would: ``dialogue`` is [(prompt regex, answer)], in order.
+        Returns everything the terminal showed."""
+        main, terminal = pty.openpty()
+        process = subprocess.Popen(
+            self.shell(command), stdin=terminal, stdout=terminal, stderr=terminal,
+            start_new_session=True,
+            # The terminal becomes the command's own, as a login's is (getpass opens it).
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )  # fmt: skip
+        os.close(terminal)
+        shown, asked_from, deadline = b"", 0, time.monotonic() + timeout
+        try:
+            for prompt, answer in [*dialogue, (None, None)]:
+                while prompt is None or not re.search(prompt.encode(), shown[asked_from:]):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([main], [], [], left)[0]:
+                        raise MachineError(f"`{command}` did not ask {prompt!r}:\n{shown!r}")
+                    try:
+                        chunk = os.read(main, 4096)
+                    except OSError:  # the command ended and closed its terminal
+                        chunk = b""
+                    if not chunk:
+                        if prompt is None:
+                            break
+                        raise MachineError(f"`{command}` ended before {prompt!r}:\n{shown!r}")
+                    shown += chunk
+                if answer is not None:
+                    asked_from = len(shown)  # the next prompt comes after this one
+                    os.write(main, answer.encode() + b"\n")
+            if process.wait(timeout=max(deadline - time.monotonic(), 1)) != 0:
+                raise MachineError(f"`{command}` failed:\n{shown.decode(errors='replace')}")
+        finally:
+            os.close(main)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return shown.decode(errors="replace")
 
     def stop(self):
         """Power off (bounded), then make sure nothing of the machine is left running."""

@@ -1,26 +1,54 @@
-"""The rehearsal: install the kit into a freshly booted Debian server as deploy/README.md
-tells a user, then prove it with the smoke test over https:// and wss:// through its nginx,
-with both daphne instances receiving websockets.
+"""The rehearsal: deploy/README.md followed word for word on a freshly booted Debian server,
+for this project and for a copy renamed with `make rename`, side by side on one server.
 
-Each step below is the README's step of the same name, with two differences a container
-forces: packages come from the cached debootstrap root and wheels from a local wheelhouse
-(no network inside), and the certificate is a throwaway one where certbot would put its own.
+Every shell block of the guide runs in a new shell (no variable carries over from one
+block to the next), with only what the guide tells a person to fill in replaced: DOMAIN
+and the URL of their fork. What the machine cannot do offline is stood in for, outside the
+guide's commands:
+- step 1 runs when the cached debootstrap root is made (with the network the machine
+  lacks), and the machine boots a copy of that root;
+- pip finds the wheels in a local wheelhouse (/etc/pip.conf), GitHub is a bare repository
+  on the machine, DNS is /etc/hosts;
+- certbot's certificate comes from a throwaway CA the machine trusts, in certbot's own
+  layout (the webroot challenge is checked to be served first).
+Then the smoke test of step 10 must pass for both, and the later sections (deploying new
+code, more daphne instances) are run on them.
 """
 
+import json
 import os
 import re
+import secrets
 import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
-from checkout import copy_checkout
-from deploykit.kit import REPO_DIR, throwaway_certificate
+from deploykit.kit import REPO_DIR, copy_checkout, throwaway_certificate
+from rehearsal.guide import fill_in, steps
 from rehearsal.machine import Machine, pip_wheelhouse
 
-DOMAIN = "realtime.example.test"
-APP = "/srv/realtime"
-PYTHON = f"{APP}/.venv/bin/python"
-AS_APP = {"user": "realtime"}
-MANAGE = f"DJANGO_ENV_FILE=/etc/realtime/env {PYTHON} {APP}/app/manage.py"
+SOURCES = "/var/tmp/sources"  # the stand-in for GitHub, inside the machine
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
+# Run by the tests below, after the install: not part of installing.
+LATER_SECTIONS = ("Deploy new code", "More daphne instances")
+
+
+@dataclass
+class Deployment:
+    name: str
+    domain: str
+    source: Path  # the copy on this machine that was pushed to the stand-in for GitHub
+    steps: dict = field(default_factory=dict)
+    shown: dict = field(default_factory=dict)  # step title → what its blocks printed
+
+    @property
+    def fork_url(self):
+        return f"{SOURCES}/{self.name}.git"
+
+    def block(self, title, index=0):
+        return fill_in(self.steps[title].blocks[index], self.domain, self.fork_url)
 
 
 @pytest.fixture(scope="module")
@@ -28,128 +56,275 @@ def server(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("the rehearsal boots a container and needs root: run `sudo make rehearse`")
     directory = tmp_path_factory.mktemp("rehearsal")
-    machine = Machine(directory, f"rehearsal-{os.getpid()}")
+    deployments = [
+        Deployment("realtime", "realtime.example.test", copy_checkout(directory / "realtime")),
+        Deployment("chatapp", "chatapp.example.test", renamed_copy(directory, "chatapp")),
+    ]
+    for deployment in deployments:
+        deployment.steps = steps(deployment.source / "deploy/README.md")
+    step_1 = [d.steps["1. Packages"].blocks for d in deployments]
+    assert step_1[0] == step_1[1]
+    machine = Machine(directory, f"rehearsal-{os.getpid()}", step_1[0][0])
     try:
         machine.create()
-        copy_checkout(machine.root / APP.lstrip("/"))
-        shutil.copytree(pip_wheelhouse(REPO_DIR / "app/requirements.txt"), machine.root / "wheels")
+        stand_in_for_the_internet(machine, directory, deployments)
         machine.boot()
-        install_the_kit(machine, directory)
-        yield machine
+        machine.run("update-ca-certificates")
+        for deployment in deployments:
+            follow_the_guide(machine, deployment)
+        yield machine, deployments
     finally:
         machine.stop()
 
 
-def install_the_kit(machine, directory):
-    """deploy/README.md, steps 2 to 9 (step 1 made the cached root; git clone is
-    copy_checkout; certbot is a throwaway certificate where certbot writes its own)."""
-    run = machine.run
-    # 2. The app's user and directories.
-    run("useradd --system --home-dir /srv/realtime --shell /usr/sbin/nologin realtime")
-    run(f"chown -R realtime:realtime {APP} && install -d -o realtime -g realtime /var/lib/realtime")
-    # 3. The virtualenv, from the pinned requirements.
-    run(f"python3 -m venv {APP}/.venv", **AS_APP)
-    run(f"{APP}/.venv/bin/pip install --quiet --no-index --find-links /wheels "
-        f"-r {APP}/app/requirements.txt", **AS_APP)  # fmt: skip
-    # 4. Redis and PostgreSQL.
-    run("sed -i -e 's|^# unixsocket .*|unixsocket /run/redis/redis-server.sock|' "
-        "-e 's|^# unixsocketperm .*|unixsocketperm 770|' /etc/redis/redis.conf")  # fmt: skip
-    run("usermod -a -G redis realtime && systemctl restart redis-server")
-    run("createuser realtime && createdb --owner realtime realtime", user="postgres")
-    # 5. The kit, rendered for this server, and its settings.
-    run(f"cd {APP} && python3 deploy/render.py --domain {DOMAIN} --out /root/kit")
-    run("cp -r /root/kit/etc/. /etc/ && chown root:realtime /etc/realtime/env")
-    run("sed -i 's|^DATABASE_URL=.*|DATABASE_URL=postgres:///realtime|' /etc/realtime/env")
-    # 6. The database schema and the static files.
-    run(f"{MANAGE} migrate --noinput", **AS_APP)
-    run(f"{MANAGE} collectstatic --noinput", **AS_APP)
-    # 7. The services.
-    run("systemd-tmpfiles --create /etc/tmpfiles.d/realtime.conf && systemctl daemon-reload")
-    run("systemctl enable --now gunicorn.socket daphne@1.socket daphne@2.socket")
-    run("systemctl enable --now realtime.target gunicorn.service daphne@1.service daphne@2.service")
-    # 8. nginx, with the self-signed certificate first.
-    run("sed -i -e 's/worker_connections 768;/worker_connections 24576;/' "
-        "-e 's/^worker_processes auto;/worker_processes auto;\\nworker_rlimit_nofile 65536;/' "
-        "/etc/nginx/nginx.conf")  # fmt: skip
-    run("sed -i "
-        "-e 's|/etc/letsencrypt/live/.*/fullchain.pem|/etc/ssl/certs/ssl-cert-snakeoil.pem|' "
-        "-e 's|/etc/letsencrypt/live/.*/privkey.pem|/etc/ssl/private/ssl-cert-snakeoil.key|' "
-        "/etc/nginx/sites-available/realtime.conf")  # fmt: skip
-    run(
-        "rm /etc/nginx/sites-enabled/default && "
-        "ln -s /etc/nginx/sites-available/realtime.conf /etc/nginx/sites-enabled/"
-    )
-    run("install -d /var/www/letsencrypt && nginx -t && systemctl reload nginx")
-    # 9. The certificate: certbot would write these two files.
-    live = machine.root / f"etc/letsencrypt/live/{DOMAIN}"
-    certificate, key = throwaway_certificate(directory / "tls", DOMAIN)
-    live.mkdir(parents=True)
-    shutil.copy(certificate, live / "fullchain.pem")
-    shutil.copy(key, live / "privkey.pem")
-    run("cp /root/kit/etc/nginx/sites-available/realtime.conf /etc/nginx/sites-available/")
-    run("nginx -t && systemctl reload nginx")
-    # The name resolves to this server (DNS would do this).
-    run(f"echo '127.0.0.1 {DOMAIN}' >> /etc/hosts")
+def renamed_copy(directory, name):
+    """A fresh copy of this checkout, renamed the documented way."""
+    copy = copy_checkout(directory / name)
+    subprocess.run(["make", "--no-print-directory", "rename", f"NAME={name}"], cwd=copy,
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    return copy
 
 
-def smoke(server, timeout=10):
-    token = server.run(f"{MANAGE} issue_token smoke --create-user", **AS_APP).stdout
-    cafile = f"/etc/letsencrypt/live/{DOMAIN}/fullchain.pem"
-    return server.run(
-        f"{PYTHON} {APP}/deploy/smoke.py https://{DOMAIN} --timeout {timeout} "
-        f"--token {token.strip().splitlines()[-1]} --cafile {cafile}",
-        check=False,
-        timeout=timeout * 6 + 60,
+def git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          timeout=120).stdout  # fmt: skip
+
+
+def commit_all(copy, message):
+    git("add", "-A", cwd=copy)
+    git("-c", "user.name=rehearsal", "-c", "user.email=rehearsal@example.test",
+        "commit", "-q", "-m", message, cwd=copy)  # fmt: skip
+
+
+def stand_in_for_the_internet(machine, directory, deployments):
+    """What a real server reaches over the network, made local to the machine."""
+    root = machine.root
+    wheels = pip_wheelhouse(REPO_DIR / "app/requirements.txt")
+    shutil.copytree(wheels, root / "var/tmp/wheels")
+    (root / "etc/pip.conf").write_text("[global]\nno-index = true\nfind-links = /var/tmp/wheels\n")
+    safe = []
+    for deployment in deployments:
+        git("init", "-q", "-b", "main", cwd=deployment.source)
+        commit_all(deployment.source, "the project")
+        git("clone", "-q", "--bare", str(deployment.source), str(root / deployment.fork_url[1:]),
+            cwd=directory)  # fmt: skip
+        safe.append(f"\tdirectory = {deployment.fork_url}\n")
+        # A CA the machine trusts (as it trusts Let's Encrypt), and its certificate for the
+        # domain, where certbot's stand-in takes it from.
+        certificate, key = throwaway_certificate(root / "var/tmp/ca" / deployment.domain,
+                                                 deployment.domain)  # fmt: skip
+        shutil.copy(certificate, root / f"usr/local/share/ca-certificates/{deployment.domain}.crt")
+    # The repositories belong to root; the app's user clones them (as from GitHub).
+    (root / "etc/gitconfig").write_text("[safe]\n" + "".join(safe))
+    with (root / "etc/hosts").open("a") as hosts:
+        hosts.write(f"127.0.0.1 {' '.join(d.domain for d in deployments)}\n")
+
+
+def certbot_stand_in(domain):
+    """What `certbot certonly` leaves: the certificate in archive/, linked from live/."""
+    archive, live = f"/etc/letsencrypt/archive/{domain}", f"/etc/letsencrypt/live/{domain}"
+    return (
+        f"install -d {archive} {live}\n"
+        f"cp /var/tmp/ca/{domain}/fullchain.pem {archive}/fullchain1.pem\n"
+        f"cp /var/tmp/ca/{domain}/privkey.pem {archive}/privkey1.pem\n"
+        f"ln -sf ../../archive/{domain}/fullchain1.pem {live}/fullchain.pem\n"
+        f"ln -sf ../../archive/{domain}/privkey1.pem {live}/privkey.pem"
     )
 
 
-def test_every_service_runs_under_systemd(server):
-    units = (
-        "gunicorn.socket gunicorn.service daphne@1.service daphne@2.service nginx "
-        "redis-server postgresql@15-main"
+def acme_challenge_is_served(machine, domain):
+    """What Let's Encrypt fetches before it issues: a file in the webroot, over plain HTTP."""
+    token = secrets.token_urlsafe(16)
+    machine.run(f"install -d /var/www/letsencrypt/.well-known/acme-challenge && echo {token} > "
+                f"/var/www/letsencrypt/.well-known/acme-challenge/{token}")  # fmt: skip
+    fetched = machine.run(
+        "python3 -c 'import urllib.request; print(urllib.request.urlopen("
+        f'"http://{domain}/.well-known/acme-challenge/{token}").read().decode())\''
+    ).stdout
+    return fetched.strip() == token
+
+
+def follow_the_guide(machine, deployment):
+    for title, step in deployment.steps.items():
+        if title.startswith("1. ") or title in LATER_SECTIONS:
+            continue  # step 1 made the cached root
+        shown = []
+        for index in range(len(step.blocks)):
+            block = deployment.block(title, index)
+            if block.strip().endswith("createsuperuser"):
+                shown.append(machine.converse(block, [
+                    (r"Username.*: ", "admin"), (r"Email address: ", "admin@example.test"),
+                    (r"Password: ", ADMIN_PASSWORD), (r"Password \(again\): ", ADMIN_PASSWORD),
+                ]))  # fmt: skip
+                continue
+            if block.startswith("certbot "):
+                assert acme_challenge_is_served(machine, deployment.domain)
+                block = certbot_stand_in(deployment.domain) + block[block.index("\n") :]
+            shown.append(machine.run(block).stdout)
+        deployment.shown[title] = "".join(shown)
+
+
+def smoke_results(output):
+    return re.findall(r"^(PASS|FAIL)\s+(\w+)", output, re.M)
+
+
+SMOKE = "10. Prove it: the smoke test"
+ALL_PASS = [("PASS", "healthz"), ("PASS", "echo"), ("PASS", "chat"), ("PASS", "push")]
+
+
+def test_the_guide_ends_in_a_passing_smoke_test_for_both_projects(server):
+    _, deployments = server
+    for deployment in deployments:
+        output = deployment.shown[SMOKE]
+        assert smoke_results(output) == ALL_PASS, output
+        assert "'database': 'ok'" in output  # PostgreSQL, over its socket
+    assert (
+        "Superuser created successfully"
+        in deployments[0].shown["6. The database schema, the static files and the first admin"]
     )
-    states = server.run(f"systemctl is-active {units}", check=False).stdout.split()
-    assert states == ["active"] * 7, server.run("systemctl --failed --no-pager").stdout
 
 
-def test_the_smoke_test_passes_over_tls(server):
-    result = smoke(server)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "'database': 'ok'" in result.stdout  # PostgreSQL, over its socket
-    assert re.findall(r"^PASS\s+(\w+)", result.stdout, re.M) == ["healthz", "echo", "chat", "push"]
+def test_every_service_of_both_projects_runs_under_systemd(server):
+    machine, deployments = server
+    units = ["nginx", "redis-server", "postgresql@15-main"]
+    for name in (d.name for d in deployments):
+        units += [f"{name}-gunicorn.socket", f"{name}-gunicorn.service",
+                  f"{name}-daphne@1.service", f"{name}-daphne@2.service"]  # fmt: skip
+    states = machine.run(f"systemctl is-active {' '.join(units)}", check=False).stdout.split()
+    assert states == ["active"] * len(units), machine.run("systemctl --failed").stdout
 
 
-def test_both_daphne_instances_receive_websockets(server):
-    assert smoke(server).returncode == 0
-    for instance in (1, 2):
-        log = server.run(f"journalctl -u daphne@{instance} --no-pager -o cat").stdout
-        assert "websocket closed" in log, f"daphne@{instance} served no websocket:\n{log}"
+def test_both_daphne_instances_of_each_project_served_websockets(server):
+    machine, deployments = server
+    for name in (d.name for d in deployments):
+        for instance in (1, 2):
+            log = machine.run(f"journalctl -u {name}-daphne@{instance} --no-pager -o cat").stdout
+            assert "websocket closed" in log, f"{name}-daphne@{instance} served none:\n{log}"
+
+
+def test_the_first_admin_signs_in_with_the_server_settings(server):
+    machine, deployments = server
+    for deployment in deployments:
+        check = (
+            "from django.contrib.auth import authenticate; from django.conf import settings; "
+            f"print(settings.SETTINGS_MODULE, authenticate(username='admin', "
+            f"password={ADMIN_PASSWORD!r}) is not None)"
+        )
+        shown = machine.run(f"{deployment.name}-manage shell -c {json.dumps(check)}").stdout
+        # Only the first project's admin was created (the guide's dialogue ran for both,
+        # but each project has its own database).
+        assert shown.splitlines()[-1].split() == ["config.settings.production", "True"]
+
+
+ISOLATION = """
+import asyncio, json, ssl
+from websockets.asyncio.client import connect
+
+async def main():
+    room = "/ws/chat/shared-name/"
+    async with connect("wss://realtime.example.test" + room,
+                       origin="https://realtime.example.test") as a, \\
+               connect("wss://chatapp.example.test" + room,
+                       origin="https://chatapp.example.test") as b:
+        await a.send(json.dumps({"message": "for realtime only"}))
+        sent = ""
+        while sent != "for realtime only":
+            sent = json.loads(await asyncio.wait_for(a.recv(), 10)).get("message")
+        heard = []
+        try:
+            while True:
+                heard.append(json.loads(await asyncio.wait_for(b.recv(), 2)).get("message"))
+        except TimeoutError:
+            pass
+        print("heard:", "for realtime only" in heard)
+
+asyncio.run(main())
+"""
+
+
+def test_projects_sharing_redis_do_not_hear_each_other(server):
+    machine, _ = server
+    machine.run(f"cat > /tmp/isolation.py <<'EOF'\n{ISOLATION}\nEOF")
+    output = machine.run("/srv/realtime/.venv/bin/python /tmp/isolation.py").stdout
+    assert output.strip() == "heard: False"
+
+
+def test_deploying_new_code_as_the_guide_says(server, tmp_path):
+    machine, deployments = server
+    deployment = deployments[0]
+    secret_before = machine.run("grep ^SECRET_KEY= /etc/realtime/env").stdout
+    daphnes_before = main_pids(machine, "realtime-daphne@1", "realtime-daphne@2")
+    # A change pushed to the fork: the sign-in page says something new.
+    work = tmp_path / "work"
+    git("clone", "-q", str(machine.root / deployment.fork_url[1:]), str(work), cwd=tmp_path)
+    marker = f"release {secrets.token_hex(4)}"
+    login = work / "app/web/templates/web/login.html"
+    text = login.read_text()
+    end = text.rindex("{% endblock %}")
+    login.write_text(f"{text[:end]}<!-- {marker} -->{text[end:]}")
+    commit_all(work, marker)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+
+    machine.run(deployment.block("Deploy new code"), timeout=600)
+
+    page = machine.run(
+        "python3 -c 'import urllib.request; print(urllib.request.urlopen("
+        '"https://realtime.example.test/login/").read().decode())\''
+    ).stdout
+    assert marker in page
+    assert machine.run("grep ^SECRET_KEY= /etc/realtime/env").stdout == secret_before
+    daphnes_after = main_pids(machine, "realtime-daphne@1", "realtime-daphne@2")
+    assert not set(daphnes_before) & set(daphnes_after)  # each instance restarted
+    assert smoke_results(machine.run(deployment.block(SMOKE)).stdout) == ALL_PASS
+
+
+def main_pids(machine, *units):
+    return [
+        machine.run(f"systemctl show -p MainPID --value {unit}").stdout.strip() for unit in units
+    ]
+
+
+def test_more_daphne_instances_as_the_guide_says(server):
+    machine, deployments = server
+    deployment = deployments[1]
+    machine.run(deployment.block("More daphne instances"))
+    units = [f"chatapp-daphne@{n}.service" for n in (1, 2, 3, 4)]
+    states = machine.run(f"systemctl is-active {' '.join(units)}", check=False).stdout.split()
+    assert states == ["active"] * 4
+    site = machine.run("cat /etc/nginx/sites-available/chatapp.conf").stdout
+    assert len(re.findall(r"server unix:/run/chatapp/daphne-\d\.sock", site)) == 4
+    assert smoke_results(machine.run(deployment.block(SMOKE)).stdout) == ALL_PASS
+
+
+def test_the_nginx_step_can_be_run_again(server):
+    machine, deployments = server
+    machine.run(deployments[0].block("8. nginx"))
+    assert "worker_connections 24576;" in machine.run("nginx -T 2>/dev/null").stdout
 
 
 def test_restarts_and_reloads_do_not_fail_clients(server):
     """A daphne restart closes sockets with 1012 while its socket unit keeps accepting;
     a gunicorn reload (HUP) replaces workers without dropping the socket."""
-    server.run("systemctl restart daphne@1.service daphne@2.service")
-    server.run("systemctl reload gunicorn.service")
-    # Requests made while the new workers load Django wait in the socket's backlog: slower
-    # (seconds, on a busy machine), never refused. Hence the smoke test's longer timeout.
-    result = smoke(server, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    machine, deployments = server
+    machine.run("systemctl restart realtime-daphne@1.service realtime-daphne@2.service")
+    machine.run("systemctl reload realtime-gunicorn.service")
+    assert smoke_results(machine.run(deployments[0].block(SMOKE)).stdout) == ALL_PASS
 
 
 def test_plain_http_redirects_and_unknown_hosts_get_nothing(server):
-    probe = f"""{PYTHON} -c "
+    machine, _ = server
+    probe = """python3 -c "
 import http.client
 c = http.client.HTTPConnection('127.0.0.1', 80, timeout=5)
-c.request('GET', '/', headers={{'Host': '{DOMAIN}'}})
+c.request('GET', '/', headers={'Host': 'chatapp.example.test'})
 r = c.getresponse(); print(r.status, r.getheader('Location'))
 c = http.client.HTTPConnection('127.0.0.1', 80, timeout=5)
-c.request('GET', '/', headers={{'Host': 'unknown.example'}})
+c.request('GET', '/', headers={'Host': 'unknown.example'})
 try:
     c.getresponse()
 except http.client.RemoteDisconnected:
     print('closed')
 " """
-    lines = server.run(probe).stdout.split("\n")
-    assert lines[0] == f"301 https://{DOMAIN}/"
+    lines = machine.run(probe).stdout.split("\n")
+    assert lines[0] == "301 https://chatapp.example.test/"
     assert lines[1] == "closed"

@@ -105,7 +105,7 @@ def test_settings_build_the_layer_and_the_checks_from_one_description():
 
 def test_without_keys_the_layer_is_not_encrypted():
     layer, _ = settings_from(REDIS_URL="redis://a:6379/0,redis://b:6379/0")
-    assert set(layer["CONFIG"]) == {"hosts"}
+    assert "symmetric_encryption_keys" not in layer["CONFIG"]
     assert addresses(layer["CONFIG"]["hosts"]) == ["redis://a:6379/0", "redis://b:6379/0"]
 
 

@@ -28,6 +28,10 @@ def _path_from_env(name, default):
     return path if path.is_absolute() else REPO_DIR / path
 
 
+# The project's name (deploy/render.py names the server's units and paths after it). Here:
+# the prefix of everything it keeps in Redis, so several projects can share one Redis.
+PROJECT_NAME = env.str("PROJECT_NAME", default="realtime")
+
 # Runtime state (SQLite file, static files, sockets, logs) lives under one directory.
 DATA_DIR = _path_from_env("DATA_DIR", "var")
 RUN_DIR = DATA_DIR / "run"
@@ -118,6 +122,9 @@ def _database_from_env():
             "timeout": 20,
         }
     database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A kept connection is checked before its first use by each request: after a database
+    # restart, the first request on a dead connection would otherwise fail with a 500.
+    database["CONN_HEALTH_CHECKS"] = True
     return database
 
 
@@ -169,7 +176,9 @@ CHANNEL_LAYER_BACKENDS = {
     # in Redis, so a replica promoted after an asynchronous-replication loss may miss some.
     "core": "channels_redis.core.RedisChannelLayer",
 }
-CHANNEL_LAYER_CONFIG = {"hosts": REDIS_HOSTS}
+# Pub/sub channels are global to a Redis server (not per database number): without the
+# prefix, two projects sharing a Redis would receive each other's group messages.
+CHANNEL_LAYER_CONFIG = {"hosts": REDIS_HOSTS, "prefix": PROJECT_NAME}
 # Layer messages cross the network between hosts: with keys set they are encrypted
 # (Fernet). Comma-separated; the first encrypts, all decrypt, so keys rotate without
 # downtime. Every process must share them.
