@@ -20,7 +20,7 @@ DAPHNE_INSTANCES ?=
 TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench load soak
+.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench bench-replay load soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, 
 bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk
 	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
+
+bench-replay: $(STAMP) ## Measure what resuming a 100,000-message room costs a daphne (~3 min)
+	@$(PYTHON) tests/bench/replay.py
 
 load: $(STAMP) ## Deploys and failures under load: restarts, reloads, kills with 5,000 sockets (SOCKETS=...; ~5 min)
 	@$(PYTHON) tests/load/run.py $(if $(SOCKETS),--sockets $(SOCKETS))

@@ -118,6 +118,24 @@ def tune_garbage_collector(mode):
     return mode == "tuned"
 
 
+# daphne hands each frame the application sends to Twisted, which buffers whatever the
+# client has not read yet, without limit, and returns at once: a replay to a slow client
+# would pile up in memory. Past this many buffered bytes on a connection, the
+# application's next send waits until it drains (polling, only while it is backed up):
+# the ASGI send is the only backpressure an application gets.
+SEND_BUFFER_HIGH_WATER = 256 * 1024
+DRAIN_POLL_SECONDS = 0.01
+
+
+def buffered_bytes(transport):
+    """Bytes a Twisted connection holds for the kernel to take (FileDescriptor's buffers;
+    Twisted has no public accessor). 0 for a transport that keeps none of its own."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
 class ServerWebSocketProtocol(WebSocketProtocol):
     """daphne's protocol, able to send every close code RFC 6455 lets a server send.
 
@@ -159,6 +177,16 @@ class GracefulServer(daphne.server.Server):
         # code (1009, 1007...) before closing; autobahn's default drops the TCP
         # connection, which a client sees as a bare 1006.
         self.ws_factory.setProtocolOptions(failByDrop=False)
+
+    async def handle_reply(self, protocol, message):
+        await super().handle_reply(protocol, message)
+        transport = getattr(protocol, "transport", None)
+        while (
+            transport is not None
+            and not transport.disconnected
+            and buffered_bytes(transport) > SEND_BUFFER_HIGH_WATER
+        ):
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
 
     def listen_success(self, port):
         self.ports.append(port)

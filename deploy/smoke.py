@@ -8,9 +8,12 @@ Checks, each bounded by --timeout and reported as one PASS/FAIL line:
   healthz       GET /healthz answers 200 with every check "ok" (gunicorn, database, Redis)
   echo          /ws/echo/ says hello and echoes a message (daphne)
   chat          two sockets in one room both receive a message one of them sent (the room
-                "_smoke": names starting with "_" stay out of the page's room list)
+                "_smoke": names starting with "_" stay out of the page's room list), as
+                the token's user when given (production refuses anonymous chat)
   push          (with --token) POST /api/notifications/ to gunicorn arrives on the user's
                 /ws/notifications/ socket in daphne: the cross-process path through Redis
+  ticket        (with --token) a ticket from POST /api/ws-ticket/ (gunicorn, stored in
+                Redis) opens one /ws/notifications/ socket (daphne), and only one
 Exits 0 only if every check passed. Needs only Python 3.10+ and the `websockets` package.
 --resolve, as curl's, connects to another address than DNS gives for the site (a new server
 before the name points at it, one of several behind a load balancer); the certificate is
@@ -68,24 +71,28 @@ class Smoke:
         except urllib.error.HTTPError as error:
             return error.code, error.read()[:300].decode(errors="replace")
 
-    def websocket(self, path, headers=None):
+    def websocket(self, path, headers=None, subprotocols=None):
         return connect(
             self.ws_url + path,
             origin=self.origin,
             additional_headers=headers,
+            subprotocols=subprotocols,
             ssl=self.ssl,
             open_timeout=self.timeout,
             close_timeout=2,
         )
 
     async def receive(self, ws, predicate, what):
-        """The first JSON frame matching ``predicate``, skipping others (history, hello)."""
+        """The first JSON frame matching ``predicate``, skipping others (history, hello);
+        an error frame the predicate does not expect fails the check with its reason."""
         try:
             async with asyncio.timeout(self.timeout):
                 while True:
                     frame = json.loads(await ws.recv())
                     if predicate(frame):
                         return frame
+                    if "error" in frame:
+                        raise CheckFailed(f"the server answered: {frame['error']}")
         except TimeoutError:
             raise CheckFailed(f"no {what} within {self.timeout:g} s") from None
 
@@ -110,9 +117,11 @@ class Smoke:
     async def check_chat(self):
         text = f"smoke test {uuid.uuid4().hex}"
         is_ours = lambda f: f.get("type") == "chat.message" and f.get("message") == text  # noqa: E731
+        # Signed in with the token when there is one: production refuses anonymous chat.
+        signed_in = self.bearer if self.token else None
         async with (
-            self.websocket(f"/ws/chat/{SMOKE_ROOM}/") as alice,
-            self.websocket(f"/ws/chat/{SMOKE_ROOM}/") as bob,
+            self.websocket(f"/ws/chat/{SMOKE_ROOM}/", signed_in) as alice,
+            self.websocket(f"/ws/chat/{SMOKE_ROOM}/", signed_in) as bob,
         ):
             await alice.send(json.dumps({"message": text}))
             seen_by_alice = await self.receive(alice, is_ours, "message on the sender's socket")
@@ -121,27 +130,43 @@ class Smoke:
             raise CheckFailed(f"ids differ: {seen_by_alice['id']} != {seen_by_bob['id']}")
         return f"room {SMOKE_ROOM}, message id {seen_by_bob['id']}"
 
-    async def check_push(self):
-        # The token in a header, not in the URL: nginx's error log records the URLs of
-        # requests that fail at the proxy, query string included.
-        bearer = {"Authorization": f"Bearer {self.token}"}
-        async with self.websocket("/ws/notifications/", bearer) as ws:
-            text = f"smoke push {uuid.uuid4().hex}"
-            started = time.monotonic()
-            status, body = await asyncio.to_thread(
-                self.http,
-                "POST",
-                "/api/notifications/",
-                {"text": text},
-                bearer,
-            )
-            if status != 201:
-                raise CheckFailed(f"POST /api/notifications/ answered {status}: {body}")
-            frame = await self.receive(ws, lambda f: f.get("text") == text, "notification")
-            elapsed = (time.monotonic() - started) * 1000
+    @property
+    def bearer(self):
+        # The token in a header, never in the URL: nginx's error log records the URLs of
+        # requests that fail at the proxy, query string included (and refuses ?token=).
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def push_arrives(self, ws):
+        """POST a notification to the token's user; (its id, ms until it arrived on ws)."""
+        text = f"smoke push {uuid.uuid4().hex}"
+        started = time.monotonic()
+        status, body = await asyncio.to_thread(
+            self.http, "POST", "/api/notifications/", {"text": text}, self.bearer
+        )
+        if status != 201:
+            raise CheckFailed(f"POST /api/notifications/ answered {status}: {body}")
+        frame = await self.receive(ws, lambda f: f.get("text") == text, "notification")
         if frame.get("id") != body["id"] or frame.get("type") != "notification":
             raise CheckFailed(f"unexpected frame {frame} for notification {body['id']}")
-        return f"notification {body['id']} arrived in {elapsed:.0f} ms"
+        return body["id"], (time.monotonic() - started) * 1000
+
+    async def check_push(self):
+        async with self.websocket("/ws/notifications/", self.bearer) as ws:
+            notification, elapsed = await self.push_arrives(ws)
+        return f"notification {notification} arrived in {elapsed:.0f} ms"
+
+    async def check_ticket(self):
+        status, body = await asyncio.to_thread(
+            self.http, "POST", "/api/ws-ticket/", {}, self.bearer
+        )
+        if status != 201:
+            raise CheckFailed(f"POST /api/ws-ticket/ answered {status}: {body}")
+        offer = ["realtime.ticket", body["ticket"]]
+        async with self.websocket("/ws/notifications/", subprotocols=offer) as ws:
+            notification, _ = await self.push_arrives(ws)
+        async with self.websocket("/ws/notifications/", subprotocols=offer) as again:
+            await self.receive(again, lambda f: "error" in f, "refusal of a used ticket")
+        return f"one socket (notification {notification} arrived), then refused"
 
     async def run(self):
         checks = [
@@ -150,7 +175,7 @@ class Smoke:
             ("chat", self.check_chat),
         ]
         if self.token:
-            checks.append(("push", self.check_push))
+            checks += [("push", self.check_push), ("ticket", self.check_ticket)]
         failures = 0
         for name, check in checks:
             started = time.monotonic()

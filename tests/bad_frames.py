@@ -21,6 +21,9 @@ BAD_FRAMES = {
     "NaN": ('{"message": NaN}', "NaN is not valid JSON"),
     "deeply nested": ("[" * 5000 + "]" * 5000, "nested too deeply"),
     "lone surrogate escape": ('{"message": "\\ud800"}', "lone UTF-16 surrogate"),
+    # PostgreSQL refuses NUL in text (a 500, a 1011), and no client means to send these.
+    "NUL character": ('{"message": "a\\u0000b"}', "control character U+0000"),
+    "control character": ('{"message": "ring \\u0007"}', "control character U+0007"),
     "frame over the app limit": (json.dumps({"message": "x" * 50_000}), "message too large"),
     "binary frame": (b'{"message": "as bytes"}', "binary frames are not supported"),
 }

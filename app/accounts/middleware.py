@@ -4,8 +4,9 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
-from realtime.scope import query_param
+from realtime.scope import ticket_offered
 
+from .tickets import redeem_ticket
 from .tokens import authenticate_token
 
 
@@ -18,18 +19,32 @@ def bearer_token(scope):
     return None
 
 
+def token_presented(scope):
+    """Whether a handshake brings a token or a ticket (a client without cookies)."""
+    return bearer_token(scope) is not None or ticket_offered(scope) is not None
+
+
+def _token_of(scope):
+    """The ApiToken a handshake authenticates with, None for a bad one (synchronous)."""
+    raw = bearer_token(scope)
+    if raw is not None:
+        return authenticate_token(raw)
+    return redeem_ticket(ticket_offered(scope))
+
+
 class TokenAuthMiddleware(BaseMiddleware):
     """Sets scope["user"] (and scope["api_token"]) from a token on websocket connections.
 
-    The token comes from an ``Authorization: Bearer`` header (clients that can set
-    headers: scripts, apps), else from ``?token=`` (browsers cannot set headers on a
-    websocket). Sits inside AuthMiddlewareStack, so a token, when given, overrides the
-    session user; a bad token means an anonymous user, never a fallback to the cookie.
+    The token comes from an ``Authorization: Bearer`` header (scripts, apps), or stands
+    behind a ticket offered as a subprotocol (clients that cannot set headers; see
+    accounts.tickets). Never from the URL: nginx refuses ``?token=`` (its error log would
+    record it). Sits inside AuthMiddlewareStack, so a token, when given, overrides the
+    session user; a bad token or ticket means an anonymous user, never a fallback to the
+    cookie.
     """
 
     async def __call__(self, scope, receive, send):
-        raw = bearer_token(scope) or query_param(scope, "token")
-        if raw is not None:
-            token = await database_sync_to_async(authenticate_token)(raw)
+        if token_presented(scope):
+            token = await database_sync_to_async(_token_of)(scope)
             scope = dict(scope, user=token.user if token else AnonymousUser(), api_token=token)
         return await super().__call__(scope, receive, send)

@@ -3,22 +3,20 @@ from django.conf import settings
 
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
+from realtime.scope import client_address
+from realtime.text import InvalidText
+from realtime.throttle import client_of
 
 from .events import is_valid_room_name, room_group
-from .services import (
-    InvalidMessage,
-    messages_after,
-    post_message,
-    recent_history,
-    validate_chat_message,
-)
+from .services import post_message, posting_refusal, room_stream, validate_chat_message
 
 
 class ChatConsumer(StoredEventConsumer):
     """``/ws/chat/<room>/``: post ``{"message": "..."}``, receive every message of the room.
 
     On connect the client first gets the room's last 50 messages, or with
-    ``?since=<id>`` every message after that id (a reconnecting client's resume).
+    ``?since=<id>`` every message after that id (a reconnecting client's resume; past
+    1,000 of them, a reset and the last 50: see realtime.replay).
     """
 
     async def connect(self):
@@ -39,29 +37,28 @@ class ChatConsumer(StoredEventConsumer):
         # both the backlog and the live stream (sent once, see chat_message), never in neither.
         await self.join_group(room_group(room))
         await self.accept()
-        await self.send_backlog(since)
+        await self.replay(since)
 
-    async def send_backlog(self, since):
-        if since is None:
-            payloads = await database_sync_to_async(recent_history)(self.room)
-        else:
-            payloads = await database_sync_to_async(self.stored_after)(since)
-        await self.send_stored(payloads)
-
-    def stored_after(self, since):
-        payloads = []
-        while page := messages_after(self.room, since):
-            payloads += page
-            since = page[-1]["id"]
-        return payloads
+    def stored_stream(self):
+        return room_stream(self.room)
 
     async def receive_json(self, content):
         try:
             text = validate_chat_message(content)
-        except InvalidMessage as error:
+        except InvalidText as error:
             await self.send_error(str(error))
             return
-        await database_sync_to_async(post_message)(self.room, self.scope["user"], text)
+        refusal = await database_sync_to_async(self.post)(text)
+        if refusal is not None:
+            await self.send_error(refusal)
+
+    def post(self, text):
+        """Store a message, or say which limit refuses it (synchronous: database thread)."""
+        user = self.scope["user"]
+        refusal = posting_refusal(self.room, client_of(user, client_address(self.scope)))
+        if refusal is None:
+            post_message(self.room, user, text)
+        return refusal
 
     async def chat_message(self, event):
         await self.relay_event(event)

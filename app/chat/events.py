@@ -20,12 +20,17 @@ def is_valid_room_name(room):
 
 
 def room_group(room):
-    """The channel-layer group of a room. Group names must stay under 100 characters,
-    so long room names are shortened with a hash (kept readable for logs)."""
+    """The channel-layer group of a room: one group per room, never shared.
+
+    Group names must stay under 100 characters, so names too long for ``chat_<room>``
+    become ``chat.<start of the room>.<SHA-256 of the room>``. Room names cannot contain
+    ".", so a hashed group can never be spelled by another room's ``chat_<room>``, and the
+    full digest keeps two long rooms apart.
+    """
     group = f"chat_{room}"
     if len(group) < 100:
         return group
-    return f"chat_{room[:40]}_{sha256(room.encode()).hexdigest()[:32]}"
+    return f"chat.{room[:25]}.{sha256(room.encode()).hexdigest()}"
 
 
 def message_payload(message):

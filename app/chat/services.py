@@ -2,30 +2,40 @@
 
 from django.conf import settings
 
+from realtime.replay import StoredStream
+from realtime.text import InvalidText, validate_text
+from realtime.throttle import Rate, posting_wait, too_many_posts, wait_seconds
+
 from .events import message_payload
 from .models import ChatMessage
 
-RESUME_PAGE_SIZE = 200
-
-
-class InvalidMessage(ValueError):
-    """A client message that cannot be posted; str() is the reason sent back."""
+# The most messages one resume replays (?since=, a catch-up); a client further behind
+# starts over with the latest ones (realtime.replay).
+RESUME_LIMIT = 1000
 
 
 def validate_chat_message(content):
-    """Return the text to post from a client frame ``{"message": "..."}``."""
+    """Return the text to post from a client frame ``{"message": "..."}``; InvalidText
+    says what is wrong with it."""
     if not isinstance(content, dict):
-        raise InvalidMessage('expected a JSON object like {"message": "..."}')
-    text = content.get("message")
-    if not isinstance(text, str):
-        raise InvalidMessage('"message" must be a string')
-    if not text.strip():
-        raise InvalidMessage("message is empty")
-    if len(text) > settings.CHAT_MESSAGE_MAX_LENGTH:
-        raise InvalidMessage(
-            f"message is longer than {settings.CHAT_MESSAGE_MAX_LENGTH} characters"
-        )
-    return text
+        raise InvalidText('expected a JSON object like {"message": "..."}')
+    return validate_text(content.get("message"), "message", settings.CHAT_MESSAGE_MAX_LENGTH)
+
+
+def posting_refusal(room, poster):
+    """Why ``poster`` (realtime.throttle.client_of) may not post in ``room`` now, or None:
+    over the posting rate, or over CHAT_ROOMS_PER_HOUR if this message would create the
+    room (a room exists once it has a message)."""
+    if wait := posting_wait(poster):
+        return too_many_posts(wait)
+    if not ChatMessage.objects.filter(room=room).exists():
+        rooms = Rate.per_hour(settings.CHAT_ROOMS_PER_HOUR)
+        if wait := wait_seconds("room", poster, rooms):
+            return (
+                f"too many new rooms: at most {settings.CHAT_ROOMS_PER_HOUR} an hour; "
+                f"post in an existing room, or try again in {wait / 60:.0f} min"
+            )
+    return None
 
 
 def display_name(user):
@@ -42,17 +52,12 @@ def post_message(room, user, text):
     )
 
 
-def recent_history(room):
-    """The room's last CHAT_HISTORY_LENGTH messages as client payloads, oldest first."""
-    latest = ChatMessage.objects.filter(room=room).order_by("-id")[: settings.CHAT_HISTORY_LENGTH]
-    return [message_payload(message) for message in reversed(latest)]
-
-
-def messages_after(room, after_id):
-    """Up to RESUME_PAGE_SIZE payloads posted after ``after_id``, oldest first.
-
-    Call again with the last id returned until it returns nothing: every message a
-    reconnecting client missed, in order, however many.
-    """
-    page = ChatMessage.objects.filter(room=room, id__gt=after_id).order_by("id")
-    return [message_payload(message) for message in page[:RESUME_PAGE_SIZE]]
+def room_stream(room):
+    """The room's messages as a client follows them: its last CHAT_HISTORY_LENGTH on a
+    first visit, and up to RESUME_LIMIT of them replayed on a resume."""
+    return StoredStream(
+        rows=ChatMessage.objects.filter(room=room),
+        payload=message_payload,
+        limit=RESUME_LIMIT,
+        latest=settings.CHAT_HISTORY_LENGTH,
+    )

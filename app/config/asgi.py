@@ -1,11 +1,13 @@
 """ASGI entry point: daphne serves the websocket routes (/ws/) and, through the "http"
 route, the Server-Sent Events stream (/sse/notifications/, an async Django view).
 
-Every websocket route passes, outermost first, through:
-- AllowedHostsOriginValidator: the Origin header must match ALLOWED_HOSTS (cross-site
-  websocket hijacking is otherwise open, since browsers send cookies on the upgrade);
+Both pass first through PublicOriginMiddleware: a page whose Origin is not one of
+PUBLIC_ORIGINS gets 403 (browsers send cookies with a websocket upgrade from any site:
+cross-site websocket hijacking). A websocket handshake without Origin is not a browser's
+and passes only with a token. Then every websocket route passes, outermost first, through:
 - AuthMiddlewareStack: the Django session cookie sets scope["user"];
-- TokenAuthMiddleware: `?token=` overrides it for clients without cookies.
+- TokenAuthMiddleware: an ``Authorization: Bearer`` token overrides it for clients without
+  cookies.
 """
 
 from django.core.asgi import get_asgi_application
@@ -18,16 +20,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from accounts.middleware import TokenAuthMiddleware  # noqa: E402
+from accounts.middleware import TokenAuthMiddleware, token_presented  # noqa: E402
+from realtime.origins import PublicOriginMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        "http": PublicOriginMiddleware(django_asgi_app),
+        "websocket": PublicOriginMiddleware(
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
+            without_origin=token_presented,
         ),
     }
 )

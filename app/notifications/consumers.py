@@ -4,14 +4,15 @@ from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
 
 from .events import user_group
-from .services import latest_notification_id, notifications_after
+from .services import latest_notification_id, user_stream
 
 
 class NotificationConsumer(StoredEventConsumer):
     """``/ws/notifications/``: a signed-in user's notifications, pushed as they are created.
 
     With ``?since=<id>`` the socket first gets the notifications created after that id
-    (a reconnecting page's resume), then the live ones.
+    (a reconnecting page's resume; past 200 of them, a reset and the latest 20: see
+    realtime.replay), then the live ones.
 
     Anonymous clients are accepted and then closed with 4401, so a browser can tell
     "sign in" apart from a network failure (a refused handshake shows only as 1006).
@@ -20,7 +21,9 @@ class NotificationConsumer(StoredEventConsumer):
     async def connect(self):
         user = self.scope["user"]
         if not user.is_authenticated:
-            await self.refuse(close_codes.UNAUTHORIZED, "sign in, or connect with ?token=<token>")
+            await self.refuse(
+                close_codes.UNAUTHORIZED, "sign in, or connect with an API token or a ticket"
+            )
             return
         since = await self.resume_point()
         if since is False:
@@ -31,10 +34,10 @@ class NotificationConsumer(StoredEventConsumer):
         if since is None:  # only new ones; after an outage, catch up from the newest now
             self.last_sent_id = await database_sync_to_async(latest_notification_id)(user.id)
         else:
-            await self.send_stored(await database_sync_to_async(self.stored_after)(since))
+            await self.replay(since)
 
-    def stored_after(self, since):
-        return notifications_after(self.scope["user"].id, since)
+    def stored_stream(self):
+        return user_stream(self.scope["user"].id)
 
     async def notification(self, event):
         await self.relay_event(event)

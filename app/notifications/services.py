@@ -1,22 +1,29 @@
 """Reading a user's notifications, as plain synchronous functions."""
 
+from realtime.replay import StoredStream, latest
+
 from .events import notification_payload
 from .models import Notification
 
+# A bell needs the latest few, not an unbounded replay: a client more than this many
+# behind starts over with the RECENT latest ones (realtime.replay).
 RESUME_LIMIT = 200
+RECENT = 20
 
 
-def recent_notifications(user_id, count=20):
-    """The user's last ``count`` notifications as client payloads, oldest first."""
-    latest = Notification.objects.filter(user_id=user_id).order_by("-id")[:count]
-    return [notification_payload(notification) for notification in reversed(latest)]
+def user_stream(user_id):
+    """A user's notifications as their sockets and streams follow them."""
+    return StoredStream(
+        rows=Notification.objects.filter(user_id=user_id),
+        payload=notification_payload,
+        limit=RESUME_LIMIT,
+        latest=RECENT,
+    )
 
 
-def notifications_after(user_id, after_id):
-    """Up to RESUME_LIMIT payloads created after ``after_id``, oldest first: what a
-    reconnecting client missed (a bell needs the latest few, not an unbounded replay)."""
-    page = Notification.objects.filter(user_id=user_id, id__gt=after_id).order_by("id")
-    return [notification_payload(notification) for notification in page[:RESUME_LIMIT]]
+def recent_notifications(user_id):
+    """The user's last RECENT notifications as client payloads, oldest first (the page)."""
+    return latest(user_stream(user_id))
 
 
 def latest_notification_id(user_id):

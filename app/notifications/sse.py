@@ -12,6 +12,7 @@ The stream joins the same ``user_<id>`` group as ``/ws/notifications/``, so
 
 import asyncio
 import time
+from contextlib import aclosing
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -20,10 +21,11 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from realtime.consumers import encode
+from realtime.replay import RESET, pages
 from realtime.scope import parse_message_id
 
 from .events import user_group
-from .services import latest_notification_id, notifications_after
+from .services import latest_notification_id, user_stream
 
 # A comment line this often keeps proxies from timing out a quiet stream.
 KEEPALIVE_SECONDS = 15
@@ -82,9 +84,15 @@ async def stream_events(user_id, since):
         if since is None:
             since = await database_sync_to_async(latest_notification_id)(user_id)
             yield f"id: {since}\n\n"  # sets Last-Event-ID for the first reconnect
-        for payload in await database_sync_to_async(notifications_after)(user_id, since):
-            since = payload["id"]
-            yield sse_event(since, encode(payload))
+        else:  # what was missed, under the sockets' rules (realtime.replay)
+            async with aclosing(pages(user_stream(user_id), since)) as backlog:
+                async for page in backlog:
+                    for payload in page:
+                        if payload["type"] == RESET:
+                            yield f"event: {RESET}\ndata: {encode(payload)}\n\n"
+                        else:
+                            since = payload["id"]
+                            yield sse_event(since, encode(payload))
         deadline = time.monotonic() + settings.WEBSOCKET_REAUTH_INTERVAL
         while (left := deadline - time.monotonic()) > 0:
             done, _ = await asyncio.wait({receiving}, timeout=min(left, KEEPALIVE_SECONDS))

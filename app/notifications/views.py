@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
@@ -5,6 +7,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import api_auth_required
 from realtime.consumers import decode
+from realtime.text import InvalidText, validate_text
+from realtime.throttle import client_of, posting_wait, request_address, too_many_posts
 
 from .models import Notification
 
@@ -44,11 +48,12 @@ def create_notification(request):
         body = decode(request.body)
     except ValueError:
         return _bad_request("request body must be JSON")
-    text = body.get("text") if isinstance(body, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        return _bad_request('"text" must be a non-empty string')
-    if len(text) > MAX_TEXT_LENGTH:
-        return _bad_request(f'"text" is longer than {MAX_TEXT_LENGTH} characters')
+    if not isinstance(body, dict):
+        return _bad_request('request body must be a JSON object like {"text": "..."}')
+    try:
+        text = validate_text(body.get("text"), "text", MAX_TEXT_LENGTH)
+    except InvalidText as error:
+        return _bad_request(str(error))
     if body.get("to", _caller_name(request.user)) != _caller_name(request.user) and not (
         settings.NOTIFICATIONS_TO_OTHERS
     ):
@@ -56,5 +61,9 @@ def create_notification(request):
     recipient = _recipient(body, request.user)
     if recipient is None:
         return _bad_request('"to" must name an active user')
+    if wait := posting_wait(client_of(request.user, request_address(request))):
+        response = JsonResponse({"error": too_many_posts(wait)}, status=429)
+        response["Retry-After"] = str(math.ceil(wait))
+        return response
     notification = Notification.objects.create(user=recipient, text=text)
     return JsonResponse({"id": notification.id}, status=201)

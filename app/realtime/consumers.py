@@ -2,17 +2,17 @@
 
 import json
 import logging
+from contextlib import aclosing
 from time import monotonic
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from . import catch_up, close_codes, layer, reauth
+from . import catch_up, close_codes, layer, reauth, replay
 from .limits import MessageRate, socket_caps
-from .scope import parse_message_id, query_param
+from .scope import TICKET_SUBPROTOCOL, parse_message_id, query_param, ticket_offered
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,9 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         await super().websocket_connect(message)
 
     async def accept(self, subprotocol=None, headers=None):
+        if subprotocol is None and ticket_offered(self.scope) is not None:
+            # A browser fails a handshake whose answer names none of the offered protocols.
+            subprotocol = TICKET_SUBPROTOCOL
         await super().accept(subprotocol, headers)
         self.accepted = True
         reauth.watcher.watch(self)
@@ -248,11 +251,11 @@ class StoredEventConsumer(JsonTextConsumer):
     notifications): it knows what it sent by id, so it can be sent what it missed.
 
     Rows read from the database (a backlog, a resume, a catch-up) go out through
-    ``send_stored``; live group events through ``relay_event``, which drops a copy of a
-    row already sent. Subclasses implement ``stored_after(since)``: the client payloads
-    stored after id ``since``, oldest first (synchronous; run in the database thread).
-    When the channel layer's subscription comes back after an outage, ``realtime.catch_up``
-    calls ``hold_live_events`` and then ``catch_up``.
+    ``replay``, under realtime.replay's rules (page by page, bounded, taking turns); live
+    group events through ``relay_event``, which drops a copy of a row already sent.
+    Subclasses implement ``stored_stream()``: the realtime.replay.StoredStream the socket
+    follows. When the channel layer's subscription comes back after an outage,
+    ``realtime.catch_up`` calls ``hold_live_events`` and then ``catch_up``.
     """
 
     last_sent_id = 0  # the newest id sent; a catch-up reads what was stored after it
@@ -271,12 +274,29 @@ class StoredEventConsumer(JsonTextConsumer):
         if self.accepted and not self.closing:  # after the backlog: a catch-up follows it
             catch_up.follow(self)
 
+    async def replay(self, since):
+        """Send the stored rows owed after id ``since`` (None: a fresh start)."""
+        async with aclosing(replay.pages(self.stored_stream(), since)) as pages:
+            async for page in pages:
+                if self.closing or self.disconnected:
+                    return
+                await self.send_stored(page)
+
     async def send_stored(self, payloads):
+        """Send rows read from the database, but none already sent; after a reset frame
+        every row is new to the client, which starts over."""
+        sent = []
         for payload in payloads:
+            if payload["type"] == replay.RESET:
+                self.stored_ids = frozenset()
+            elif payload["id"] in self.stored_ids:
+                continue
+            else:
+                sent.append(payload["id"])
             await self.send_json(payload)
-        if payloads:
-            self.stored_ids |= {payload["id"] for payload in payloads}
-            self.last_sent_id = max(self.last_sent_id, payloads[-1]["id"])
+        if sent:
+            self.stored_ids = self.stored_ids.union(sent)
+            self.last_sent_id = max(self.last_sent_id, sent[-1])
 
     async def relay_event(self, event):
         if self.held_events is not None:
@@ -289,7 +309,7 @@ class StoredEventConsumer(JsonTextConsumer):
             await self.forward_event(event)
             self.last_sent_id = max(self.last_sent_id, event["id"])
 
-    def stored_after(self, since):
+    def stored_stream(self):
         raise NotImplementedError
 
     def hold_live_events(self):
@@ -303,8 +323,7 @@ class StoredEventConsumer(JsonTextConsumer):
         """Send what was stored since the last id sent before the outage, then what was held."""
         try:
             if not (self.closing or self.disconnected):
-                missed = await database_sync_to_async(self.stored_after)(self.catch_up_after)
-                await self.send_stored([p for p in missed if p["id"] not in self.stored_ids])
+                await self.replay(self.catch_up_after)
         finally:  # even if the read failed, live events flow again: first the held ones
             # (events arriving meanwhile still queue behind them), then the hold ends.
             while self.held_events and not (self.closing or self.disconnected):

@@ -1,22 +1,11 @@
 """GET /healthz: is each dependency of the stack answering?"""
 
-from functools import cache
-
-from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from . import redis_hosts
-
-TIMEOUT_SECONDS = 1
-
-
-@cache
-def _redis_clients():
-    """One client per shard; for Sentinel, one that finds the current primary."""
-    return [redis_hosts.client(host, TIMEOUT_SECONDS) for host in settings.REDIS_HOSTS]
+from . import redis_store
 
 
 def check_database():
@@ -27,7 +16,7 @@ def check_database():
 def check_redis():
     """Every shard's primary answers (with Sentinel, new connections ask
     the Sentinels where the primary is, so the check follows a failover)."""
-    for client in _redis_clients():
+    for client in redis_store.clients():
         client.ping()
 
 

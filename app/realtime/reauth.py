@@ -40,7 +40,7 @@ BATCH_SIZE = 500  # ids per IN (...) query, well under every database's paramete
 def credential_of(scope):
     """What authenticated a connection, as a hashable tuple; None for anonymous ones.
 
-    ``("token", token_id)`` for ``?token=`` / Bearer sockets, ``("session", key, user_id)``
+    ``("token", token_id)`` for Bearer and ticket sockets, ``("session", key, user_id)``
     for a session cookie.
     """
     token = scope.get("api_token")

@@ -62,6 +62,7 @@ class Stack:
     port: int
     daphne_instances: int
     own_redis: bool
+    allowed_hosts: list
 
     @classmethod
     def from_environment(cls):
@@ -81,6 +82,7 @@ class Stack:
             port=int(os.environ.get("PUBLIC_PORT") or 8080),
             daphne_instances=int(os.environ.get("DAPHNE_INSTANCES") or 2),
             own_redis=not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")),
+            allowed_hosts=settings.ALLOWED_HOSTS,
         )
         # Children get absolute paths even if .env gave relative ones.
         os.environ["DATA_DIR"] = str(stack.data_dir)
@@ -177,6 +179,7 @@ def write_nginx_conf(stack, ws_sockets):
         nginx_conf_dir="/etc/nginx",
         public_address=stack.address,
         public_port=stack.port,
+        server_names=server_names(stack.allowed_hosts),
         static_parent=stack.static_root.parent,
         # max_fails=0: never mark a daphne as failed. nginx lifts that mark only when a
         # later request to the server *completes*, and a websocket completes when it
@@ -186,6 +189,15 @@ def write_nginx_conf(stack, ws_sockets):
         # microseconds) before nginx tries the next one.
         daphne_servers="\n".join(f"        server unix:{path} max_fails=0;" for path in ws_sockets),
     )
+
+
+def server_names(allowed_hosts):
+    """nginx's server_name for Django's ALLOWED_HOSTS. ".example.com" means the same to
+    both (the domain and its subdomains); "*" (any host) becomes a regular expression
+    matching any name, so only requests without a Host fall to the refusing server."""
+    if "*" in allowed_hosts:
+        return "~."
+    return " ".join(allowed_hosts)
 
 
 def nginx_command(stack, nginx):

@@ -165,24 +165,25 @@ class Worker:
 
     # -- commands (each returns a picklable result) ---------------------------------------
 
-    async def open(self, name, host, port, path, count, concurrency):
-        """Open ``count`` more sockets to ``path`` in set ``name``: (opened, failed, seconds)."""
+    async def open(self, name, host, port, path, count, concurrency, headers=()):
+        """Open ``count`` more sockets to ``path`` in set ``name`` (with extra handshake
+        ``headers``): (opened, failed, seconds)."""
         limit = asyncio.Semaphore(concurrency)
         request_origin = f"http://{host}:{port}"
         started = monotonic()
 
         async def one():
             async with limit:
-                return await self.connect(host, port, path, request_origin)
+                return await self.connect(host, port, path, request_origin, headers)
 
         results = await asyncio.gather(*(one() for _ in range(count)))
         opened = [sock for sock in results if sock is not None]
         self.sets[name] += opened
         return len(opened), count - len(opened), monotonic() - started
 
-    async def connect(self, host, port, path, origin):
+    async def connect(self, host, port, path, origin, headers=()):
         opened = self.loop.create_future()
-        request = handshake_request(host, port, path, origin)
+        request = handshake_request(host, port, path, origin, headers)
         transport = None
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
@@ -258,10 +259,10 @@ class Worker:
         for name in list(self.sets):
             await self.close(name)
 
-    async def push(self, host, port, ws_path, requests, rate, timeout):
+    async def push(self, host, port, ws_path, ws_headers, requests, rate, timeout):
         """Open-loop pushes at ``rate``/s: requests[i] is raw HTTP whose push carries
         the marker "push-<i>"; one socket receives. Latencies in seconds (None: lost)."""
-        opened, _, _ = await self.open("push", host, port, ws_path, 1, 1)
+        opened, _, _ = await self.open("push", host, port, ws_path, 1, 1, ws_headers)
         if not opened:
             raise RuntimeError(f"could not open {ws_path}")
         sent, arrived = {}, {}

@@ -78,12 +78,13 @@ def send_http(port, request):
         raise RuntimeError(f"trigger answered {answer[:200]!r}")
 
 
-def open_members(pool, set_name, target, path, count):
+def open_members(pool, set_name, target, path, count, headers=()):
     shares = pool.split(count)
     opened = pool.call(
         "open",
         per_worker=[
-            (set_name, "127.0.0.1", target.port, path, share, OPEN_CONCURRENCY) for share in shares
+            (set_name, "127.0.0.1", target.port, path, share, OPEN_CONCURRENCY, headers)
+            for share in shares
         ],
     )
     return sum(o for o, _, _ in opened), sum(f for _, f, _ in opened)
@@ -114,8 +115,10 @@ def fan_out(pool, targets, kind, sizes, repeats):
     for size in sizes:
         for target in targets:
             set_name = f"{kind}-{target.name}"
-            path = target.chat_path(room) if kind == "ws" else target.push_path()
-            opened, failed = open_members(pool, set_name, target, path, size - members[target.name])
+            path, headers = (target.chat_path(room), ()) if kind == "ws" else target.push_socket()
+            opened, failed = open_members(
+                pool, set_name, target, path, size - members[target.name], headers
+            )
             members[target.name] += opened
             failures[target.name] += failed
             waits, lasts, missing = [], [], 0
@@ -200,7 +203,7 @@ def push_latency(pool, targets, rate, seconds):
         count = int(rate * seconds)
         requests = [target.push_request(f"push-{i}") for i in range(count)]
         latencies = pool.call(
-            "push", "127.0.0.1", target.port, target.push_path(), requests, rate,
+            "push", "127.0.0.1", target.port, *target.push_socket(), requests, rate,
             COLLECT_TIMEOUT, worker=0,
         )  # fmt: skip
         arrived = [t for t in latencies if t is not None]

@@ -106,7 +106,7 @@ def push_profile(pool, target, rate, seconds):
     requests = [target.push_request(f"push-{i}") for i in range(int(rate * seconds))]
 
     def push(_):
-        pool.call("push", "127.0.0.1", target.port, target.push_path(), requests, rate,
+        pool.call("push", "127.0.0.1", target.port, *target.push_socket(), requests, rate,
                   measure.COLLECT_TIMEOUT, worker=0)  # fmt: skip
 
     stacks, _, errors = record([*gunicorn, *target.ws_tier_pids()], seconds, push)

@@ -104,7 +104,11 @@ def main(argv=None):
             DAPHNE_INSTANCES="1",
             CHANNEL_LAYER="core",
         ),
-        StackTarget("tuned", "what `make up` ships (.env.example defaults)", scratch / "tuned"),
+        StackTarget(
+            "tuned",
+            "what `make up` ships (.env.example defaults; posting limit off)",
+            scratch / "tuned",
+        ),
     ]
     results["targets"] = {target.name: target.description for target in targets}
     started, pool = [], None

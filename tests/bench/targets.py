@@ -42,7 +42,9 @@ class StackTarget:
         self.name = name
         self.description = description
         self.port = free_port()
-        self.stack = LocalStack(data_dir, self.port, **settings)
+        # The push benchmark posts 50 notifications a second as one user, far past the
+        # posting limit (POST_RATE_LIMIT), which would refuse most of them: it is off here.
+        self.stack = LocalStack(data_dir, self.port, POST_RATE_LIMIT="0", **settings)
         self.token = None
 
     def start(self):
@@ -55,8 +57,9 @@ class StackTarget:
     def chat_path(self, room):
         return f"/ws/chat/{room}/"
 
-    def push_path(self):
-        return f"/ws/notifications/?token={self.token}"
+    def push_socket(self):
+        """Where a push's recipient connects, and with which handshake headers."""
+        return "/ws/notifications/", [("Authorization", f"Bearer {self.token}")]
 
     def handshake_path(self):
         return "/ws/echo/"
@@ -97,6 +100,7 @@ class FloorTarget:
             port=self.port,
             daphne_instances=1,
             own_redis=False,
+            allowed_hosts=["127.0.0.1"],
         )
         self.socket = self.config.run_dir / "floor.sock"
         self.processes = []
@@ -146,8 +150,8 @@ class FloorTarget:
     def chat_path(self, room):
         return f"/ws/chat/{room}/"
 
-    def push_path(self):
-        return "/ws/notifications/"
+    def push_socket(self):
+        return "/ws/notifications/", []
 
     def handshake_path(self):
         return "/ws/echo/"

@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 
 TIMEOUT = 10
+# What deploy/smoke.py checks, in order, when it is given a token.
+SMOKE_CHECKS = ["healthz", "echo", "chat", "push", "ticket"]
 
 
 def served_certificate(port, domain, timeout=TIMEOUT):

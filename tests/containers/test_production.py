@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 
 import pytest
 from containers.compose import ComposeProject, doc_blocks, doc_section
-from containers.site import Site, SiteHandler, fingerprint, served_certificate
+from containers.site import SMOKE_CHECKS, Site, SiteHandler, fingerprint, served_certificate
 from deploykit.kit import REPO_DIR, copy_checkout
 from e2e.browser import TIMEOUT_MS, chromium
 from e2e.localstack import free_port, sign_in
@@ -181,7 +181,7 @@ def test_the_documented_smoke_test_passes_over_https_and_wss(stack, tmp_path):
     )
     assert "--resolve" in block
     result = project.run_documented(block, env={"PATH": f"{REPO_DIR / '.venv/bin'}:/usr/bin:/bin"})
-    assert re.findall(r"^PASS\s+(\w+)", result.stdout, re.M) == ["healthz", "echo", "chat", "push"]
+    assert re.findall(r"^PASS\s+(\w+)", result.stdout, re.M) == SMOKE_CHECKS
     assert "'database': 'ok'" in result.stdout  # PostgreSQL, with the password as PGPASSWORD
 
 
@@ -302,12 +302,12 @@ def hex_address(field):
     return ".".join(str(b) for b in reversed(raw))
 
 
-async def open_on_a_new_replica(site, project, path, taken):
+async def open_on_a_new_replica(site, project, path, taken, token):
     """A socket on ``path`` on a replica not in ``taken``. nginx picks a replica at random
     for each new socket (see docs/containers.md), so a few tries may land elsewhere."""
     for _ in range(ATTEMPTS):
         before = await asyncio.to_thread(daphne_sockets, project)
-        ws = await site.websocket(path)
+        ws = await site.websocket(path, token)
 
         async def landed(before=before):
             now = await asyncio.to_thread(daphne_sockets, project)
@@ -333,8 +333,10 @@ async def test_chat_crosses_between_sockets_on_different_daphne_replicas(stack):
     project, site = stack
     assert len(project.containers("daphne")) == 2  # deploy.replicas
     room = f"/ws/chat/compose-{uuid.uuid4().hex[:8]}/"
-    alice, first = await open_on_a_new_replica(site, project, room, set())
-    bob, second = await open_on_a_new_replica(site, project, room, {first})
+    # Signed in (production refuses anonymous chat), with two users' API tokens.
+    alice_token, bob_token = issue_token(project, "alice"), issue_token(project, "bob")
+    alice, first = await open_on_a_new_replica(site, project, room, set(), alice_token)
+    bob, second = await open_on_a_new_replica(site, project, room, {first}, bob_token)
     try:
         assert first != second
         for sender, receiver, text in ((alice, bob, "hello bob"), (bob, alice, "hi alice")):
@@ -480,7 +482,7 @@ async def test_a_code_change_deploys_with_seconds_of_502_and_no_message_lost(sta
                     posted.append(response.json()["id"])
             except OSError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.25)  # within production's POST_RATE_LIMIT, after the burst
 
     def probe_http():
         while not stop.is_set():
@@ -607,7 +609,7 @@ async def test_down_then_up_keeps_the_data_and_starts_in_order(stack):
     project, site = stack
     token = issue_token(project, "keeper")
     room, text = f"keep-{uuid.uuid4().hex[:8]}", f"still here {uuid.uuid4().hex}"
-    async with site.websocket(f"/ws/chat/{room}/") as ws:
+    async with site.websocket(f"/ws/chat/{room}/", token) as ws:
         await ws.send(json.dumps({"message": text}))
         await receive(ws, lambda f: f.get("message") == text)
 
@@ -624,7 +626,7 @@ async def test_down_then_up_keeps_the_data_and_starts_in_order(stack):
     )
 
     # The data: the message in the room's history, the user's token still valid.
-    async with site.websocket(f"/ws/chat/{room}/") as ws:
+    async with site.websocket(f"/ws/chat/{room}/", token) as ws:
         await receive(ws, lambda f: f.get("message") == text)
     assert site.notify(token, "after down and up").status == 201
 

@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -27,3 +28,17 @@ async def receive_until(ws, predicate, timeout=TIMEOUT):
             frame = json.loads(await ws.recv())
             if predicate(frame):
                 return frame
+
+
+async def receive_until_quiet(ws, quiet=1.0):
+    """Every frame until none arrives for ``quiet`` seconds (a replay, then silence)."""
+    frames = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            frames.append(await receive_json(ws, timeout=quiet))
+    return frames
+
+
+def bearer(token):
+    """The handshake header of a client authenticating with an API token."""
+    return {"Authorization": f"Bearer {token}"}

@@ -185,14 +185,20 @@ def post_while_down(stack, room, texts):
     )
 
 
-def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_missed_messages(
-    pages, stack, restore
-):
+def alice_in_a_new_room(pages, first_message):
+    """alice's page, live, in a new room where she posted ``first_message``: (room, page)."""
     room = room_name()
     alice = pages("alice", room)
     expect_live(alice)
-    send_message(alice, "before the crash")
-    expect(messages(alice, "before the crash")).to_have_count(1)
+    send_message(alice, first_message)
+    expect(messages(alice, first_message)).to_have_count(1)
+    return room, alice
+
+
+def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_missed_messages(
+    pages, stack, restore
+):
+    room, alice = alice_in_a_new_room(pages, "before the crash")
 
     for name in DAPHNES:
         kill_and_keep_down(stack, name)
@@ -221,6 +227,45 @@ def test_the_page_shows_reconnecting_after_a_daphne_crash_and_recovers_the_misse
 
     send_message(alice, "after the crash")
     expect(messages(alice, "after the crash")).to_have_count(1)
+
+
+def store_unannounced(stack, statement):
+    """Rows bulk-created in manage.py shell: stored, never broadcast."""
+    stack.manage("shell", "-c", "from django.contrib.auth import get_user_model; " + statement)
+
+
+def test_the_page_starts_over_when_it_missed_too_much_to_replay(pages, stack, restore):
+    """Past the replay limits (1,000 messages, 200 notifications) the server says
+    "resume.reset" and sends the latest: the page drops what it showed and shows those."""
+    room, alice = alice_in_a_new_room(pages, "before the gap")
+
+    for name in DAPHNES:
+        stack.stop_program(name)  # 1012: the page reconnects, and fails until restored
+    expect(alice.locator("#connection-status")).to_have_text("Reconnecting…")
+    store_unannounced(
+        stack,
+        "from chat.models import ChatMessage; "
+        f"ChatMessage.objects.bulk_create(ChatMessage(room={room!r}, username='bob', "
+        "message=f'missed {n}') for n in range(1050)); "
+        "from notifications.models import Notification; "
+        "alice = get_user_model().objects.get(username='alice'); "
+        "Notification.objects.bulk_create(Notification(user=alice, text=f'gap {n}') "
+        "for n in range(250))",
+    )
+    stack.restore(DAPHNES)
+
+    expect(alice.locator("#connection-status")).to_have_text(
+        "Connected", timeout=RECOVERY_TIMEOUT * 1000
+    )
+    expect(alice.locator("#chat-error")).to_have_text(
+        "You missed more than 1000 messages: showing the latest."
+    )
+    texts = alice.locator("#messages li .text")
+    expect(texts).to_have_text([f"missed {n}" for n in range(1000, 1050)])
+    bell = alice.locator("#notification-list li")
+    expect(bell).to_have_text([f"gap {n}" for n in range(230, 250)])
+    send_message(alice, "after the gap")
+    expect(messages(alice, "after the gap")).to_have_count(1)
 
 
 def test_the_page_on_a_phone_and_the_screenshot(pages, tmp_path):

@@ -18,14 +18,15 @@ def test_smoke_passes_every_check(stack):
     result = run_smoke(stack.url, "--token", stack.issue_token("smoke-e2e"))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    for check in ("healthz", "echo", "chat", "push"):
+    for check in ("healthz", "echo", "chat", "push", "ticket"):
         assert any(line.startswith(f"PASS {check}") for line in lines), result.stdout
 
 
 def test_smoke_fails_clearly_with_a_bad_token(stack):
     result = run_smoke(stack.url, "--token", "0123456789ab.not-a-token", "--timeout", "3")
     assert result.returncode == 1
-    assert any(line.startswith("FAIL push") for line in result.stdout.splitlines())
+    failed = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("FAIL ")]
+    assert failed == ["push", "ticket"]
 
 
 def test_smoke_fails_clearly_when_nothing_listens(free_port):

@@ -52,7 +52,7 @@ class Stream:
 
 def test_nginx_routes_sse_to_daphne_unbuffered():
     locations = (REPO_DIR / "deploy/nginx/snippets/app-locations.conf").read_text()
-    block = re.search(r"location /sse/ \{(.*?)\}", locations, re.S)[1]
+    block = re.search(r"^location /sse/ \{(.*?)^\}", locations, re.S | re.M)[1]
     assert "proxy_pass http://$app_ws;" in block
     assert "proxy_buffering off;" in block
 

@@ -5,7 +5,7 @@ import json
 import uuid
 
 import pytest
-from e2e.conftest import receive_json, receive_until
+from e2e.conftest import bearer, receive_json, receive_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 
@@ -70,7 +70,7 @@ async def test_chat_through_nginx_with_history(stack):
 async def test_http_push_reaches_the_users_socket(stack):
     """POST to gunicorn → Redis → the user's socket in daphne."""
     token = stack.issue_token(f"e2e-{uuid.uuid4().hex[:8]}")
-    async with stack.websocket(f"/ws/notifications/?token={token}") as ws:
+    async with stack.websocket("/ws/notifications/", additional_headers=bearer(token)) as ws:
         status, body = await asyncio.to_thread(stack.notify, token, "deploy finished")
         assert status == 201
         frame = await receive_until(ws, lambda f: f.get("type") == "notification")
@@ -92,7 +92,9 @@ async def test_anonymous_notifications_socket_is_closed_with_4401(stack):
         ({"text": "x"}, {"Authorization": "Bearer garbage"}, 401),
         (b"{not json", {"Authorization": "Bearer TOKEN"}, 400),
         ({"text": ""}, {"Authorization": "Bearer TOKEN"}, 400),
+        ({"text": "a\x00b"}, {"Authorization": "Bearer TOKEN"}, 400),
     ],
+    ids=["anonymous", "bad token", "not JSON", "empty text", "NUL in the text"],
 )
 def test_api_errors_through_nginx(stack, body, headers, expected):
     if "TOKEN" in headers.get("Authorization", ""):

@@ -113,9 +113,11 @@ class LoadRig:
             directory / "var",
             free_port(),
             DATABASE_URL=url,
-            # The rig's clients all come from 127.0.0.1: no per-address socket cap.
+            # The rig's clients all come from 127.0.0.1, its posters are anonymous and its
+            # pushes come from a few users: no per-address socket cap, no posting limit.
             WEBSOCKET_MAX_PER_IP="0",
             WEBSOCKET_MAX_PER_USER="0",
+            POST_RATE_LIMIT="0",
             **plan.settings,
         )
         self.pool = None

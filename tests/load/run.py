@@ -10,6 +10,7 @@ stopped at the end, also on failure or Ctrl-C.
 """
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -30,10 +31,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=Plan.sockets)
     parser.add_argument("--out", type=Path, default=REPO_DIR / "docs" / "benchmarks")
+    parser.add_argument("--keep", type=Path, help="keep the stack's logs in this directory")
     args = parser.parse_args()
     plan = Plan(sockets=args.sockets)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="load-") as directory:
+    with contextlib.ExitStack() as cleanup:
+        directory = args.keep or cleanup.enter_context(tempfile.TemporaryDirectory(prefix="load-"))
         postgres = PostgresServer().start()
         try:
             with LoadRig(Path(directory), plan, postgres) as rig:

@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from e2e.conftest import receive_until
+from e2e.conftest import bearer, receive_until
 from e2e.localstack import TIMEOUT
 from multihost.chat_clients import Reader, Writer
 from websockets.exceptions import ConnectionClosed
@@ -37,7 +37,7 @@ async def test_sockets_on_two_hosts_share_a_room(cluster):
 async def test_http_push_on_one_host_reaches_a_socket_on_the_other(cluster):
     a, b = cluster.stacks["app-a"], cluster.stacks["app-b"]
     token = await asyncio.to_thread(a.issue_token, f"mh-{uuid.uuid4().hex[:8]}")
-    async with a.websocket(f"/ws/notifications/?token={token}") as on_a:
+    async with a.websocket("/ws/notifications/", additional_headers=bearer(token)) as on_a:
         status, body = await asyncio.to_thread(b.notify, token, "pushed on B")
         assert status == 201
         frame = await receive_until(on_a, lambda f: f.get("type") == "notification")

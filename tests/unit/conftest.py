@@ -4,9 +4,15 @@ from django.contrib.auth import get_user_model
 
 from accounts.tokens import issue_token
 from config.asgi import application
+from realtime import redis_hosts, redis_store, throttle
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8080")
 TIMEOUT = 5
+
+
+def bearer(token):
+    """The handshake header of a client signing in with an API token."""
+    return (b"authorization", f"Bearer {token}".encode())
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +20,27 @@ def plain_static_storage(settings):
     """Pages render without collectstatic (the hashed-name manifest exists only after it)."""
     plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     settings.STORAGES = {**settings.STORAGES, "staticfiles": plain}
+
+
+@pytest.fixture(autouse=True)
+def full_rate_limit_buckets(redis_server, monkeypatch):
+    """Every test starts with the shared limits untouched: their counts live in the
+    session's Redis, and one test's posts must not use up the next one's budget (nor its
+    simulated Redis outage pause the next one's limits)."""
+    for client in redis_store.clients():
+        if keys := list(client.scan_iter(redis_store.key("rate", "*"))):
+            client.delete(*keys)
+    monkeypatch.setattr(throttle, "_paused_until", 0.0)
+
+
+@pytest.fixture
+def unreachable_redis(settings):
+    """REDIS_HOSTS (the shared-state clients, /healthz, the checks; not the running layer)
+    pointing at a Redis that is not there."""
+    settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
+    redis_store.clients.cache_clear()
+    yield
+    redis_store.clients.cache_clear()
 
 
 @pytest.fixture
@@ -31,14 +58,17 @@ def token(user):
 async def connect():
     """Open websockets on the full ASGI application (origin check, auth, routing).
 
-    ``await connect("/ws/echo/")`` returns ``(communicator, accepted, close_code)``;
+    ``await connect("/ws/echo/")`` returns ``(communicator, accepted, close_code)`` (for an
+    accepted socket, the third is the subprotocol the server chose, if any);
     every communicator is disconnected when the test ends. ``client`` sets the peer
     address daphne would put in the scope.
     """
     opened = []
 
-    async def _connect(path, headers=(ORIGIN,), client=None):
-        communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    async def _connect(path, headers=(ORIGIN,), client=None, subprotocols=None):
+        communicator = WebsocketCommunicator(
+            application, path, headers=list(headers), subprotocols=subprotocols
+        )
         if client is not None:
             communicator.scope["client"] = [client, 40000]
         opened.append(communicator)

@@ -13,7 +13,7 @@ import redis
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from unit.conftest import receive
+from unit.conftest import ORIGIN, bearer, receive
 
 from chat.models import ChatMessage
 from chat.services import post_message
@@ -60,7 +60,7 @@ async def test_a_chat_socket_gets_what_it_missed_after_the_subscription_comes_ba
 
 async def test_a_notification_socket_gets_only_what_came_after_it_opened(connect, user, token):
     old = await database_sync_to_async(Notification.objects.create)(user=user, text="old")
-    ws, _, _ = await connect(f"/ws/notifications/?token={token}")
+    ws, _, _ = await connect("/ws/notifications/", headers=(ORIGIN, bearer(token)))
     assert await ws.receive_nothing(timeout=0.2)
     missed = await store_unannounced(Notification, {"user": user, "text": "missed"})
     assert await asyncio.to_thread(drop_pubsub_connections) >= 1
@@ -81,3 +81,17 @@ async def test_live_events_wait_for_the_catch_up_and_none_is_sent_twice(connect)
     live = await database_sync_to_async(post_message)("held", AnonymousUser(), "live")
     assert await received_ids(ws, 2) == [*missed, live.id]
     assert await ws.receive_nothing(timeout=catch_up.SETTLE_SECONDS + 0.3)
+
+
+async def test_a_catch_up_past_the_replay_limit_starts_the_socket_over(connect):
+    """An outage in a busy room: the catch-up follows the resume's rules (realtime.replay)."""
+    ws, _, _ = await connect("/ws/chat/busy-outage/")
+    assert await ws.receive_nothing(timeout=0.1)
+    missed = await store_unannounced(
+        ChatMessage,
+        *({"room": "busy-outage", "username": "bob", "message": f"m{n}"} for n in range(1001)),
+    )
+    assert await asyncio.to_thread(drop_pubsub_connections) >= 1
+    assert (await receive(ws))["type"] == "resume.reset"
+    assert await received_ids(ws, 50) == missed[-50:]
+    assert await ws.receive_nothing(timeout=0.3)

@@ -3,8 +3,6 @@
 import pytest
 from django.core import checks
 
-from realtime import health, redis_hosts
-
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
@@ -38,14 +36,6 @@ def test_in_memory_layer_is_an_error_under_check_deploy(settings):
     settings.CHANNEL_LAYERS = IN_MEMORY
     assert findings() == set()  # fine for a single-process experiment
     assert findings(deploy=True) == {"realtime.E002"}
-
-
-@pytest.fixture
-def unreachable_redis(settings):
-    settings.REDIS_HOSTS = redis_hosts.layer_hosts("unix:///nonexistent/redis.sock")
-    health._redis_clients.cache_clear()
-    yield
-    health._redis_clients.cache_clear()
 
 
 def test_unreachable_redis_is_a_warning(unreachable_redis):

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SynchronousOnlyOperation
 from django.test import Client, override_settings
-from unit.conftest import ORIGIN, TIMEOUT, closed_with, receive
+from unit.conftest import ORIGIN, TIMEOUT, bearer, closed_with, receive
 
 from chat.events import room_group
 from notifications.models import Notification
@@ -39,7 +39,7 @@ async def test_every_disconnect_is_one_structured_log_line(connect, caplog, user
     with caplog.at_level(logging.INFO, logger="realtime.consumers"):
         anonymous, _, _ = await connect("/ws/echo/")
         await anonymous.disconnect(code=1001)
-        signed_in, _, _ = await connect(f"/ws/notifications/?token={token}")
+        signed_in, _, _ = await connect("/ws/notifications/", headers=(ORIGIN, bearer(token)))
         await signed_in.disconnect(code=4000)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("websocket")]
     assert len(lines) == 2
@@ -61,7 +61,7 @@ DEAD_REDIS = {
 @pytest.mark.parametrize("path", ["/ws/echo/", "/ws/chat/lobby/", "/ws/notifications/"])
 async def test_an_unreachable_channel_layer_closes_with_1013(connect, path, token, caplog):
     with override_settings(CHANNEL_LAYERS=DEAD_REDIS):
-        ws, accepted, _ = await connect(f"{path}?token={token}")
+        ws, accepted, _ = await connect(f"{path}", headers=(ORIGIN, bearer(token)))
         assert accepted
         assert (await receive(ws)) == {"error": "temporarily unavailable; reconnect later"}
         assert await closed_with(ws) == 1013
@@ -100,18 +100,18 @@ async def test_no_consumer_path_touches_the_orm_from_the_event_loop(connect, use
     client = Client()
     await database_sync_to_async(client.force_login)(user)
     session = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
-    for headers, query in [([ORIGIN], ""), ([ORIGIN, session], ""), ([ORIGIN], f"token={token}")]:
-        chat, _, _ = await connect(f"/ws/chat/orm/?{query}", headers=headers)
+    for headers in [[ORIGIN], [ORIGIN, session], [ORIGIN, bearer(token)]]:
+        chat, _, _ = await connect("/ws/chat/orm/", headers=headers)
         await chat.send_json_to({"message": "stored and broadcast"})
         message = await receive(chat)
-        resumed, _, _ = await connect(f"/ws/chat/orm/?since={message['id'] - 1}&{query}", headers)
+        resumed, _, _ = await connect(f"/ws/chat/orm/?since={message['id'] - 1}", headers)
         assert (await receive(resumed))["id"] == message["id"]
-        echo, _, _ = await connect(f"/ws/echo/?{query}", headers=headers)
+        echo, _, _ = await connect("/ws/echo/", headers=headers)
         assert await receive(echo) == {"hello": "world"}
-        notifications, _, _ = await connect(f"/ws/notifications/?{query}", headers=headers)
+        notifications, _, _ = await connect("/ws/notifications/", headers=headers)
         for ws in (chat, resumed, echo, notifications):
             await ws.disconnect()
-    signed_in, _, _ = await connect(f"/ws/notifications/?token={token}")
+    signed_in, _, _ = await connect("/ws/notifications/", headers=(ORIGIN, bearer(token)))
     await database_sync_to_async(Notification.objects.create)(user=user, text="pushed")
     assert (await receive(signed_in))["text"] == "pushed"
     assert "SynchronousOnlyOperation" not in caplog.text

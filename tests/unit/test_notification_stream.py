@@ -5,9 +5,12 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import HttpCommunicator
 from django.test import Client
 
+from config.asgi import application
 from notifications.models import Notification
+from notifications.services import RECENT, RESUME_LIMIT
 from notifications.sse import stream_events
 
 TIMEOUT = 5
@@ -24,6 +27,18 @@ def test_a_bad_resume_point_is_400(user, resume):
     client = Client()
     client.force_login(user)
     assert client.get("/sse/notifications/", **resume).status_code == 400
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:9999", "https://127.0.0.1:8080", "null"])
+async def test_a_stream_opened_from_another_origin_is_403(origin):
+    """The check websockets get (realtime.origins), on daphne's HTTP side: before the view,
+    so before any database work."""
+    request = HttpCommunicator(
+        application, "GET", "/sse/notifications/", headers=[(b"origin", origin.encode())]
+    )
+    response = await request.get_response(timeout=TIMEOUT)
+    assert response["status"] == 403
+    assert json.loads(response["body"]) == {"error": "this origin may not use the site's streams"}
 
 
 @database_sync_to_async
@@ -68,3 +83,20 @@ async def test_a_resumed_stream_replays_what_was_missed_once(user):
     finally:
         await stream.aclose()
     assert missed.id < live.id
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_resumed_past_the_limit_says_reset_then_sends_the_latest(user):
+    rows = await database_sync_to_async(Notification.objects.bulk_create)(
+        [Notification(user=user, text=f"n{n}") for n in range(RESUME_LIMIT + 5)]
+    )
+    stream = stream_events(user.pk, since=0)
+    try:
+        await next_message(stream)  # retry
+        reset = await next_message(stream)
+        assert reset["event"] == "resume.reset"
+        assert json.loads(reset["data"])["limit"] == RESUME_LIMIT
+        ids = [int((await next_message(stream))["id"]) for _ in range(RECENT)]
+        assert ids == [row.id for row in rows[-RECENT:]]
+    finally:
+        await stream.aclose()

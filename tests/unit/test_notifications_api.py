@@ -51,6 +51,9 @@ def test_bad_token_does_not_fall_back_to_the_session(user):
         ({"text": "   "}, '"text"'),
         ({"text": 42}, '"text"'),
         ({"text": "x" * 4001}, "longer than"),
+        ({"text": "a\x00b"}, "control character U+0000"),
+        ({"text": "\x1b[31mred"}, "control character U+001B"),
+        ({"text": "next line\x85"}, "control character U+0085"),
     ],
 )
 def test_bad_body_is_400(token, body, reason):

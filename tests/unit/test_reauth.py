@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.test import Client, override_settings
 from django.utils import timezone
-from unit.conftest import ORIGIN, closed_with, receive
+from unit.conftest import ORIGIN, bearer, closed_with, receive
 
 from accounts.models import ApiToken
 from accounts.tokens import issue_token
@@ -82,7 +82,7 @@ async def test_password_change_closes_the_other_sessions_sockets(connect, signed
 
 async def test_deactivated_user_is_closed(connect, signed_in, user, token):
     by_session = await open_session_socket(connect, signed_in)
-    by_token, _, _ = await connect(f"/ws/notifications/?token={token}")
+    by_token, _, _ = await connect("/ws/notifications/", headers=(ORIGIN, bearer(token)))
     user.is_active = False
     await database_sync_to_async(user.save)()
     await assert_closed_with_4401(by_session)
@@ -92,8 +92,8 @@ async def test_deactivated_user_is_closed(connect, signed_in, user, token):
 async def test_token_revocation_closes_the_tokens_sockets_only(connect, user):
     revoked, revoked_raw = await database_sync_to_async(issue_token)(user)
     _, kept_raw = await database_sync_to_async(issue_token)(user)
-    doomed, _, _ = await connect(f"/ws/chat/lobby/?token={revoked_raw}")
-    kept, _, _ = await connect(f"/ws/chat/lobby/?token={kept_raw}")
+    doomed, _, _ = await connect("/ws/chat/lobby/", headers=(ORIGIN, bearer(revoked_raw)))
+    kept, _, _ = await connect("/ws/chat/lobby/", headers=(ORIGIN, bearer(kept_raw)))
     await database_sync_to_async(revoked.revoke)()
     await assert_closed_with_4401(doomed)
     assert await kept.receive_nothing(timeout=INTERVAL * 3)
@@ -114,7 +114,7 @@ async def test_token_expiry_closes_the_socket(connect, user):
 
 async def test_frames_after_the_close_are_ignored(connect, user):
     token, raw = await database_sync_to_async(issue_token)(user)
-    ws, _, _ = await connect(f"/ws/chat/after-close/?token={raw}")
+    ws, _, _ = await connect("/ws/chat/after-close/", headers=(ORIGIN, bearer(raw)))
     await database_sync_to_async(token.revoke)()
     await assert_closed_with_4401(ws)
     await ws.send_json_to({"message": "sent after the close"})
@@ -130,7 +130,8 @@ async def test_frames_after_the_close_are_ignored(connect, user):
 
 
 async def test_one_sweeper_task_per_process_and_anonymous_sockets_are_not_watched(connect, token):
-    signed = [await connect(f"/ws/notifications/?token={token}") for _ in range(20)]
+    signed_in = (ORIGIN, bearer(token))
+    signed = [await connect("/ws/notifications/", headers=signed_in) for _ in range(20)]
     anonymous = [await connect("/ws/chat/lobby/") for _ in range(5)]
     assert len(reauth.watcher.sockets) == 20
     sweepers = [

@@ -11,7 +11,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from e2e.localstack import MANAGE
 
-from realtime import health, redis_hosts
+from realtime import health, redis_hosts, redis_store
 
 
 def addresses(hosts):
@@ -128,9 +128,9 @@ def unreachable_sentinels(settings):
     settings.REDIS_HOSTS = redis_hosts.layer_hosts(
         "", sentinels="127.0.0.1:1,127.0.0.1:2", master_names="chat"
     )
-    health._redis_clients.cache_clear()
+    redis_store.clients.cache_clear()
     yield
-    health._redis_clients.cache_clear()
+    redis_store.clients.cache_clear()
 
 
 def test_health_and_checks_follow_a_sentinel_setup(unreachable_sentinels):

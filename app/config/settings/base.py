@@ -202,16 +202,34 @@ if not 0 < WEBSOCKET_REAUTH_INTERVAL <= 3600:
 WEBSOCKET_RATE_LIMIT = env.float("WEBSOCKET_RATE_LIMIT", default=10)
 WEBSOCKET_RATE_BURST = env.int("WEBSOCKET_RATE_BURST", default=30)
 # Open sockets per client address and per user, in each daphne process (0: no cap); over
-# the cap, close code 4429. Off by default: benchmarks open thousands from one address.
-WEBSOCKET_MAX_PER_IP = env.int("WEBSOCKET_MAX_PER_IP", default=0)
-WEBSOCKET_MAX_PER_USER = env.int("WEBSOCKET_MAX_PER_USER", default=0)
+# the cap, close code 4429. (The local stack turns them off: benchmarks open thousands of
+# sockets from one address.)
+WEBSOCKET_MAX_PER_IP = env.int("WEBSOCKET_MAX_PER_IP", default=200)
+WEBSOCKET_MAX_PER_USER = env.int("WEBSOCKET_MAX_PER_USER", default=20)
 # Longer text frames get an error frame, unparsed. Fits a 4,000-character chat message
 # even JSON-escaped (\uXXXX pairs), and stays under daphne's hard limit in
 # deploy/run_daphne.py (MAX_MESSAGE_BYTES), above which daphne closes with 1009.
 WEBSOCKET_MAX_MESSAGE_LENGTH = 48 * 1024
 
-# Chat: anonymous users chat as "anon" unless login is required.
-CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=False)
+# Chat: anonymous sockets are refused (4401) unless this is off; then they chat as "anon".
+CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=True)
+
+# Abuse limits every process shares, counted in the layer's Redis (realtime.throttle); 0
+# turns one off. These defaults are production's; the local stack relaxes the posting ones
+# (config/settings/local.py) for the tests and benchmarks it serves from one address.
+# Posts (chat messages and POST /api/notifications/, one budget) per user, or per address
+# when signed out, across every socket and process: POST_RATE_BURST at once, then
+# POST_RATE_LIMIT a second; over it, an error frame or HTTP 429.
+POST_RATE_LIMIT = env.float("POST_RATE_LIMIT", default=1)
+POST_RATE_BURST = env.int("POST_RATE_BURST", default=10)
+# Chat rooms a user (or address) may create, by posting a room's first message, per hour.
+CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=20)
+# Failed sign-ins (/login/, /admin/login/) per user name and per address within
+# LOGIN_FAILURE_PERIOD seconds; past either, the page answers 429 without checking the
+# password, and allows one more try every PERIOD / LIMIT (accounts.sign_in).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
+LOGIN_FAILURE_PERIOD = env.int("LOGIN_FAILURE_PERIOD", default=900)
 
 # `manage.py demo_data` (users with a published password) runs only where this is on:
 # the local settings, never production.
@@ -225,8 +243,23 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        "client_error": {"()": "config.log_filters.ClientErrorWithoutTraceback"},
+    },
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "stderr_client_errors": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_error"],
+        },
+    },
+    "loggers": {
+        # An unknown Host header: one warning line (nginx answers most of them itself).
+        "django.security.DisallowedHost": {
+            "handlers": ["stderr_client_errors"],
+            "propagate": False,
+        },
     },
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

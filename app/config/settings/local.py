@@ -19,4 +19,14 @@ CSRF_TRUSTED_ORIGINS = PUBLIC_ORIGINS
 # settings refuse it unless a site turns it on.
 NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=True)
 
+# The local stack serves its tests and `make bench` from 127.0.0.1: thousands of sockets,
+# many rooms and posts from one address, anonymous chat. Production keeps base.py's
+# stricter defaults; any of these can still be set in .env.
+CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=False)
+WEBSOCKET_MAX_PER_IP = env.int("WEBSOCKET_MAX_PER_IP", default=0)
+WEBSOCKET_MAX_PER_USER = env.int("WEBSOCKET_MAX_PER_USER", default=0)
+POST_RATE_LIMIT = env.float("POST_RATE_LIMIT", default=10)
+POST_RATE_BURST = env.int("POST_RATE_BURST", default=30)
+CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=1000)
+
 DEMO_USERS_ALLOWED = True

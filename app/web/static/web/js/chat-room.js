@@ -5,7 +5,9 @@ import { ReconnectingSocket, socketUrl } from "./reconnecting-socket.js";
  *
  * The first connection gets the room's recent history; every reconnection asks for
  * `?since=<highest id seen>`, and the server replays everything after it. A message that
- * arrives twice (in a replay and live) is shown once: ids are remembered.
+ * arrives twice (in a replay and live) is shown once: ids are remembered. When too much
+ * was missed to replay, the server says "resume.reset" and sends the latest messages, as
+ * on a first visit: the list starts over with them, and `onError` tells the user so.
  */
 export class ChatRoom {
   constructor(room, list, onError) {
@@ -26,9 +28,18 @@ export class ChatRoom {
   receive(frame) {
     if (frame.error) {
       this.onError(frame.error);
+    } else if (frame.type === "resume.reset") {
+      this.startOver(frame);
     } else if (frame.type === "chat.message" && frame.room === this.room) {
       this.add(frame);
     }
+  }
+
+  startOver(reset) {
+    this.list.replaceChildren();
+    this.seen.clear();
+    this.lastId = 0;
+    this.onError(`You missed more than ${reset.limit} messages: showing the latest.`);
   }
 
   add(message) {

@@ -111,7 +111,17 @@ function showNotification(notification) {
   }
 }
 
-const feed = new NotificationFeed(Number(notificationList.dataset.lastId), showNotification);
+function clearNotifications() {
+  notificationList.replaceChildren();
+  unread = 0;
+  bellCount.hidden = true;
+}
+
+const feed = new NotificationFeed(
+  Number(notificationList.dataset.lastId),
+  showNotification,
+  clearNotifications,
+);
 feed.addEventListener("statechange", () => {
   $("bell-transport").textContent =
     feed.transport === "sse" ? "Live over Server-Sent Events" : "Live over a websocket";

@@ -11,15 +11,18 @@ const QUIET_RETRY_MS = 3000;
  * cannot be opened here, over Server-Sent Events from /sse/notifications/.
  *
  * Both resume after the newest notification seen (`?since=`; EventSource also sends
- * Last-Event-ID on its own reconnects), and each notification is delivered once.
+ * Last-Event-ID on its own reconnects), and each notification is delivered once. When
+ * too many were missed to replay, the server says "resume.reset" and sends the latest
+ * ones: `onReset` clears what is shown, and they follow.
  * "statechange" events carry the same states as ReconnectingSocket's; `transport` says
  * which one is in use.
  */
 export class NotificationFeed extends EventTarget {
-  constructor(lastId, onNotification) {
+  constructor(lastId, onNotification, onReset) {
     super();
     this.lastId = lastId;
     this.onNotification = onNotification;
+    this.onReset = onReset;
     this.transport = "websocket";
     this.state = "connecting";
     this.attempt = 0;
@@ -29,7 +32,10 @@ export class NotificationFeed extends EventTarget {
     if (typeof window.WebSocket !== "function") return this.startSse();
     this.socket = new ReconnectingSocket(
       () => socketUrl(`/ws/notifications/?since=${this.lastId}`),
-      (frame) => frame.type === "notification" && this.receive(frame),
+      (frame) => {
+        if (frame.type === "notification") this.receive(frame);
+        else if (frame.type === "resume.reset") this.startOver();
+      },
     );
     this.socket.addEventListener("statechange", (event) => {
       const { state } = event.detail;
@@ -56,6 +62,7 @@ export class NotificationFeed extends EventTarget {
       this.setState("open");
     });
     source.addEventListener("notification", (event) => this.receive(JSON.parse(event.data)));
+    source.addEventListener("resume.reset", () => this.startOver());
     source.addEventListener("error", () => {
       clearTimeout(this.quietRetry);
       if (source.readyState !== EventSource.CLOSED) {
@@ -71,6 +78,11 @@ export class NotificationFeed extends EventTarget {
       this.setState("reconnecting", { delay });
       setTimeout(() => this.startSse(), delay);
     });
+  }
+
+  startOver() {
+    this.lastId = 0;
+    this.onReset();
   }
 
   receive(notification) {
