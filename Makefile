@@ -14,17 +14,18 @@ SOCKETS ?=
 DAPHNE_INSTANCES ?=
 # What the tests need besides (program:package where the names differ): Debian's Chromium
 # for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
-# tests start a private server), and the tools of the deployment checks and of the
-# rehearsals (one server under systemd, multi-host).
+# tests start a private server), the tools of the deployment checks and of the rehearsals
+# (one server under systemd, multi-host), and Debian's Docker Engine and Compose 1.29 for
+# the container tests.
 TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
-	debootstrap systemd-nspawn:systemd-container ip:iproute2
+	debootstrap systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
 .PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench bench-replay load soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): app/requirements.txt tests/requirements.txt
+$(STAMP): app/requirements.txt deploy/local/requirements.txt tests/requirements.txt
 	@echo "==> Creating $(VENV) with the pinned requirements"
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -37,7 +38,7 @@ $(STAMP): app/requirements.txt tests/requirements.txt
 system-packages: ## Install nginx and redis-server if missing (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
 
-test-packages: ## Install what the tests need too: chromium, systemd tools, debootstrap (apt-get, when root)
+test-packages: ## Install what the tests need too: chromium, systemd tools, debootstrap, docker (apt-get, when root)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) $(TEST_PACKAGES)
 
 up: $(STAMP) .env system-packages ## Start the whole stack on 127.0.0.1:PUBLIC_PORT (default 8080)
@@ -103,13 +104,17 @@ lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests
 	@$(VENV)/bin/ruff format --check --config app/ruff.toml app deploy tests
 
-lock: ## Re-pin app/requirements.txt and tests/requirements.txt from their .in files
+lock: ## Re-pin the requirements: production (app/), the local stack (deploy/local/), the tests
 	@set -e; venv=$$(mktemp -d); trap 'rm -rf "$$venv"' EXIT; \
 	python3 -m venv "$$venv"; \
 	"$$venv/bin/pip" install --quiet -r app/requirements.in; \
-	{ echo '# Pinned runtime dependencies: generated from requirements.in by `make lock`; do not edit by hand.'; \
+	{ echo '# Pinned production dependencies: generated from requirements.in by `make lock`; do not edit by hand.'; \
 		"$$venv/bin/pip" freeze; grep -E '^[^#].*; *python' app/requirements.in; } > app/requirements.txt; \
-	"$$venv/bin/pip" install --quiet -r tests/requirements.in; \
-	{ echo '# Pinned test tools: generated from requirements.in by `make lock`; do not edit by hand.'; \
-		echo '-r ../app/requirements.txt'; \
-		"$$venv/bin/pip" freeze | grep -vxF -f <(grep -v '^#' app/requirements.txt); } > tests/requirements.txt
+	pin() { \
+		"$$venv/bin/pip" install --quiet -r "$$1/requirements.in"; \
+		{ echo "# Pinned $$2: generated from requirements.in by \`make lock\`; do not edit by hand."; \
+			echo "-r $$(realpath --relative-to="$$1" "$$3")"; \
+			"$$venv/bin/pip" freeze | grep -vxF -f <(cat app/requirements.txt "$$3" | grep -v '^[#-]'); \
+		} > "$$1/requirements.txt"; }; \
+	pin deploy/local 'local-stack tools' app/requirements.txt; \
+	pin tests 'test tools' deploy/local/requirements.txt

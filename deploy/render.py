@@ -54,11 +54,15 @@ DEFAULTS = {
     "ACME_ROOT": "/var/www/letsencrypt",
     "TLS_CERTIFICATE": "/etc/letsencrypt/live/@DOMAIN@/fullchain.pem",
     "TLS_CERTIFICATE_KEY": "/etc/letsencrypt/live/@DOMAIN@/privkey.pem",
-    # nginx's upstreams. Compose renders TCP addresses of its services instead.
+    # nginx's upstreams. Compose renders its services' names (host:port) instead.
     "GUNICORN_SERVER": "unix:@RUN_DIR@/gunicorn.sock",
     "DAPHNE_INSTANCES": None,  # DAPHNE_INSTANCES in the settings file
     # Empty: one unix socket per NAME-daphne@N (N = 1..DAPHNE_INSTANCES); else host:port,...
     "DAPHNE_SERVERS": "",
+    # Empty: the servers above are fixed addresses (upstreams.conf). A DNS server's address
+    # (compose: Docker's, 127.0.0.11): GUNICORN_SERVER and DAPHNE_SERVERS are one host:port
+    # each, looked up as requests come, every address a replica.
+    "RESOLVER": "",
     # Redis on the same host, over its unix socket (Debian: enable `unixsocket` in redis.conf).
     "REDIS_URL": "unix:///run/redis/redis-server.sock",
     # PostgreSQL on the same host, over its socket with peer authentication: a role and a
@@ -128,6 +132,27 @@ def daphne_servers(values):
     return "\n    ".join(f"server {address} max_fails=0;" for address in addresses)
 
 
+def backends(values):
+    """site.conf's @UPSTREAMS@, @HTTP_BACKEND@ and @WS_BACKEND@: upstream groups of fixed
+    addresses, or names that nginx resolves as requests come (see site.conf)."""
+    if not values["RESOLVER"]:
+        return {
+            "UPSTREAMS": (DEPLOY_DIR / "nginx" / "upstreams.conf").read_text().strip(),
+            "DAPHNE_SERVERS": daphne_servers(values),
+            "HTTP_BACKEND": "@NAME@_http",
+            "WS_BACKEND": "@NAME@_ws",
+        }
+    daphne = values["DAPHNE_SERVERS"]
+    if not re.fullmatch(r"[a-z0-9.-]+:\d+", daphne, re.I):
+        sys.exit(f"render: with --resolver, --daphne-servers is one host:port, got {daphne!r}")
+    return {
+        # valid=1s: a recreated container's new address is in use within a second.
+        "UPSTREAMS": f"resolver {values['RESOLVER']} valid=1s ipv6=off;",
+        "HTTP_BACKEND": values["GUNICORN_SERVER"],
+        "WS_BACKEND": daphne,
+    }
+
+
 def substitute(text, values):
     def replace(match):
         name = match.group(1)
@@ -171,7 +196,7 @@ def production_env(values, kept):
 
 
 def render(values, out):
-    values = {**values, "DAPHNE_SERVERS": daphne_servers(values)}
+    values = {**values, **backends(values)}
     values["HARDENING"] = (DEPLOY_DIR / "systemd" / "hardening.conf").read_text().strip()
     written = []
     for template, target, mode in FILES:

@@ -2,6 +2,7 @@
 """Prove a deployment works, through its nginx, with real websockets.
 
     python deploy/smoke.py https://chat.example.com --token <api token>
+    python deploy/smoke.py https://chat.example.com --resolve chat.example.com:443:203.0.113.7
 
 Checks, each bounded by --timeout and reported as one PASS/FAIL line:
   healthz       GET /healthz answers 200 with every check "ok" (gunicorn, database, Redis)
@@ -14,11 +15,15 @@ Checks, each bounded by --timeout and reported as one PASS/FAIL line:
   ticket        (with --token) a ticket from POST /api/ws-ticket/ (gunicorn, stored in
                 Redis) opens one /ws/notifications/ socket (daphne), and only one
 Exits 0 only if every check passed. Needs only Python 3.10+ and the `websockets` package.
+--resolve, as curl's, connects to another address than DNS gives for the site (a new server
+before the name points at it, one of several behind a load balancer); the certificate is
+still checked against the site's name.
 """
 
 import argparse
 import asyncio
 import json
+import socket
 import ssl
 import sys
 import time
@@ -191,13 +196,34 @@ class Smoke:
         return failures
 
 
+def pin_addresses(pins):
+    """Connections to HOST:PORT go to ADDRESS, for each "HOST:PORT:ADDRESS" in ``pins``."""
+    pinned = {}
+    for pin in pins:
+        host, port, address = pin.split(":", 2)
+        if not (host and port.isdigit() and address):
+            raise SystemExit(f"smoke: --resolve takes HOST:PORT:ADDRESS, got {pin!r}")
+        pinned[(host, port)] = address
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        return resolve(pinned.get((host, str(port)), host), port, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the site's base URL, e.g. https://chat.example.com")
     parser.add_argument("--token", help="an API token (manage.py issue_token) for the push check")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step (default 10)")
     parser.add_argument("--cafile", help="CA bundle to trust (e.g. a test certificate)")
+    parser.add_argument(
+        "--resolve", action="append", default=[], metavar="HOST:PORT:ADDRESS",
+        help="connect to ADDRESS for HOST:PORT instead of what DNS says (as curl's --resolve)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    pin_addresses(args.resolve)
     smoke = Smoke(args.url, token=args.token, timeout=args.timeout, cafile=args.cafile)
     failures = asyncio.run(smoke.run())
     print(f"{'FAILED' if failures else 'OK'}: {failures} check(s) failed against {smoke.http_url}")

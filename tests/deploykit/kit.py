@@ -35,10 +35,20 @@ def throwaway_certificate(directory, domain=DOMAIN):
     return certificate, key
 
 
-def site_for_this_machine(tmp_path, name=NAME, domain=DOMAIN):
+# The site as the compose nginx image renders it (deploy/Dockerfile): the services' names,
+# looked up through Docker's DNS as requests come.
+COMPOSE_BACKENDS = {
+    "resolver": "127.0.0.11",
+    "gunicorn_server": "gunicorn:8000",
+    "daphne_servers": "daphne:8001",
+}
+
+
+def site_for_this_machine(tmp_path, name=NAME, domain=DOMAIN, **values):
     """The kit with every server path moved under ``tmp_path``/``name`` (the code stays in
     this checkout), so nginx and systemd-analyze can check the real files without root
-    paths."""
+    paths. ``values`` override more of render.py's defaults (COMPOSE_BACKENDS: compose's
+    site)."""
     base = tmp_path / name
     certificate, key = throwaway_certificate(base / "tls", domain)
     return render_kit(
@@ -53,6 +63,7 @@ def site_for_this_machine(tmp_path, name=NAME, domain=DOMAIN):
         nginx_error_log=base / "error.log",
         tls_certificate=certificate,
         tls_certificate_key=key,
+        **values,
     )
 
 

@@ -15,10 +15,11 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 @contextlib.contextmanager
-def chromium():
-    """A headless Chromium, closed (with its processes) whatever happens."""
+def chromium(args=()):
+    """A headless Chromium (with more command-line ``args``), closed with its processes
+    whatever happens."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args])
         try:
             yield browser
         finally:

@@ -54,6 +54,27 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def sign_in(base_url, username, password, login_path="/admin/login/", handlers=()):
+    """Sign in through a site's login form as a browser does: {cookie name: value}.
+    ``handlers``: more urllib handlers (how to reach the site)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), *handlers)
+    with opener.open(f"{base_url}{login_path}", timeout=TIMEOUT) as page:
+        form_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
+    form = {"username": username, "password": password, "csrfmiddlewaretoken": form_token[1]}
+    # Over HTTPS Django also wants to know where the form was: the Referer a browser sends.
+    request = urllib.request.Request(
+        f"{base_url}{login_path}", urllib.parse.urlencode(form).encode(),
+        headers={"Referer": f"{base_url}{login_path}"},
+    )  # fmt: skip
+    with opener.open(request, timeout=TIMEOUT):
+        pass
+    cookies = {cookie.name: cookie.value for cookie in jar}
+    if "sessionid" not in cookies:
+        raise RuntimeError(f"could not sign in as {username}")
+    return cookies
+
+
 class LocalStack:
     """One stack on its own port and data directory, with its own redis-server.
 
@@ -200,20 +221,7 @@ class LocalStack:
 
         The admin's login page takes staff users only; the page's (/login/) takes anyone.
         """
-        jar = http.cookiejar.CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        with opener.open(f"{self.url}{login_path}", timeout=TIMEOUT) as page:
-            form_token = re.search(
-                r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode()
-            )
-        form = {"username": username, "password": password, "csrfmiddlewaretoken": form_token[1]}
-        data = urllib.parse.urlencode(form).encode()
-        with opener.open(f"{self.url}{login_path}", data, timeout=TIMEOUT):
-            pass
-        cookies = {cookie.name: cookie.value for cookie in jar}
-        if "sessionid" not in cookies:
-            raise RuntimeError(f"could not sign in as {username}")
-        return cookies
+        return sign_in(self.url, username, password, login_path)
 
     def logs_containing(self, text):
         """The names of the stack's log files that contain ``text``."""
