@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
 
-from .models import ApiToken
+from .models import ApiToken, User
+
+admin.site.register(User, UserAdmin)
 
 
 @admin.register(ApiToken)

@@ -78,6 +78,9 @@ MIDDLEWARE = [
     "web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
+# A custom user model from day one (accounts.User): changing it later is painful.
+AUTH_USER_MODEL = "accounts.User"
+
 # The page at / (web): Django's own sign-in views.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "index"
@@ -210,6 +213,10 @@ WEBSOCKET_MAX_MESSAGE_LENGTH = 48 * 1024
 
 # Chat: anonymous sockets are refused (4401) unless this is off; then they chat as "anon".
 CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=True)
+# POST /api/notifications/ with "to": off unless a site wants users to notify each other
+# (it lets any signed-in user message anyone, and learn which user names exist). The
+# local settings turn it on for the demo page.
+NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=False)
 
 # Abuse limits every process shares, counted in the layer's Redis (realtime.throttle); 0
 # turns one off. These defaults are production's; the local stack relaxes the posting ones

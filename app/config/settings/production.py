@@ -45,7 +45,3 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
-
-# POST /api/notifications/ with "to": off unless a site wants users to notify each other
-# (it lets any signed-in user message anyone, and learn which user names exist).
-NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=False)
