@@ -14,10 +14,12 @@ adopt the listening socket systemd passes in (socket activation, ``daphne@.socke
 import argparse
 import asyncio
 import gc
+import inspect
 import os
 import socket
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 
@@ -51,7 +53,7 @@ from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
-from twisted.internet import defer, reactor, task  # noqa: E402
+from twisted.internet import abstract, defer, reactor, task  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))
@@ -355,7 +357,52 @@ def endpoint(bind):
     sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or systemd, got {bind!r}")
 
 
+# What this launcher reaches into beyond daphne's options, each for a gap upstream. Checked
+# at start: an upgrade that moves one stops here with one line naming the package and its
+# version, instead of failing mid-traffic (or, for the send buffer, silently).
+INTERNALS = [
+    # Connection draining, 1012 closes spread over a window (daphne#177): daphne's shutdown
+    # step, its listening ports and its per-connection bookkeeping.
+    ("daphne", daphne.server.Server, "kill_all_applications"),
+    ("daphne", daphne.server.Server, "listen_success"),
+    ("daphne", daphne.server.Server, "protocol_disconnected"),
+    ("daphne", daphne.server.Server, "connections"),
+    ("daphne", daphne.server.Server, "ws_factory"),
+    # Backpressure: a send waits while the connection is backed up (handle_reply), and
+    # Twisted exposes no size for a transport's send buffer.
+    ("daphne", daphne.server.Server, "handle_reply"),
+    ("Twisted", abstract.FileDescriptor, "dataBuffer"),
+    ("Twisted", abstract.FileDescriptor, "_tempDataLen"),
+    # Close codes 1008, 1012, 1013 (daphne#374, autobahn-python#1642: autobahn's sendClose
+    # accepts only 1000 and 3000-4999).
+    ("autobahn", AutobahnProtocol, "CLOSE_STATUS_CODES_ALLOWED"),
+    ("autobahn", AutobahnProtocol, "sendCloseFrame"),
+    ("daphne", WebSocketProtocol, "serverClose"),
+    # Ending open Server-Sent Events streams on a stop: is a response streaming yet?
+    ("daphne", WebRequest, "_response_started"),
+]
+# The releases those were checked against; another one starts with a warning.
+TESTED_RELEASES = {"daphne": ("4.1", "4.2"), "autobahn": ("24.", "25.", "26."),
+                   "Twisted": ("24.", "25.", "26.")}  # fmt: skip
+
+
+def check_internals():
+    """Exit with one line if an internal the launcher relies on is gone; warn on a release
+    it was not tested with."""
+    for package, owner, name in INTERNALS:
+        if not (hasattr(owner, name) or name in inspect.getsource(owner)):
+            sys.exit(
+                f"run_daphne: {package} {version(package)} has no {owner.__name__}.{name}, which "
+                "this launcher relies on (see INTERNALS in deploy/run_daphne.py)"
+            )
+    for package, tested in TESTED_RELEASES.items():
+        if not version(package).startswith(tested):
+            print(f"run_daphne: warning: {package} {version(package)} is untested here "
+                  f"(tested: {', '.join(tested)}x)", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def main(argv=None):
+    check_internals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bind", default=os.environ.get("DAPHNE_BIND"), required=False)
     args = parser.parse_args(argv)

@@ -14,8 +14,12 @@ Its hook is installed on every layer connection by ``redis_hosts`` (the layer's 
 
 import asyncio
 import functools
+import inspect
 import logging
 import weakref
+from importlib.metadata import version
+
+from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,18 @@ def forget(stream):
     _streams.discard(stream)
 
 
+def check_internals():
+    """redis-py has no public "reconnected" signal (on_redis_connect reads a connection's
+    registered callbacks instead): refuse to start on a release that moved them."""
+    from redis.asyncio.connection import AbstractConnection
+
+    if "_connect_callbacks" not in inspect.getsource(AbstractConnection.__init__):
+        raise ImproperlyConfigured(
+            f"redis {version('redis')} lacks the connection internals realtime/catch_up.py "
+            "relies on"
+        )
+
+
 async def on_redis_connect(connection):
     """redis-py's connect hook (``redis_connect_func``) for every channel-layer connection.
 
@@ -46,7 +62,9 @@ async def on_redis_connect(connection):
     published meanwhile were lost to this process.
     """
     await connection.on_connect()
-    if connection._connect_callbacks:  # redis-py has no public "reconnected" signal
+    # redis-py has no public "reconnected" signal; its PubSub's connect callback runs only
+    # when the link comes back (redis-py#1332), so a registered one marks a re-connection.
+    if connection._connect_callbacks:
         subscription_restored()
 
 
