@@ -62,8 +62,9 @@ class ComposeProject:
         )  # fmt: skip
 
     def build_images(self):
-        """Every image the compose file builds, as its `build:` sections say, timed."""
-        services = YAML(typ="safe").load((self.directory / self.file).read_text())["services"]
+        """Every image the compose file builds, as its `build:` sections say (with the
+        variables filled in from .env, as compose does), timed."""
+        services = YAML(typ="safe").load(self.compose("config").stdout)["services"]
         built = {}
         for service in services.values():
             if "build" not in service or service["image"] in built:

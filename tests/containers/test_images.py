@@ -15,7 +15,7 @@ from containers.engine import DOCKER
 from containers.standins import STANDINS, named_base_images
 from deploykit.kit import REPO_DIR, copy_checkout
 
-APP, NGINX = "realtime-django-app", "realtime-django-nginx"
+APP, NGINX = "realtime-app", "realtime-nginx"  # PROJECT_NAME-app, PROJECT_NAME-nginx
 SECRET = "developer-secret-never-in-an-image"
 CLUTTER = [".env", ".venv/bin/python", "var/db.sqlite3", ".git/HEAD", "app/web/__pycache__/x.pyc"]
 # Whatever of the checkout must stay out: the developer's settings, virtualenv, state, tests.
