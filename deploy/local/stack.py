@@ -328,15 +328,23 @@ def up(stack):
         if started:
             down(stack, quiet=True)  # leave nothing half-running behind
         raise
+    # demo: begin
     step("Creating the demo users")
     manage(stack, "demo_data")
+    # demo: end
     step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
+    # demo: begin
     print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
+    # demo: end
 
 
+# demo: begin
 def demo_sign_in(stack):
     """The demo_data command's last line: who to sign in as."""
     return (stack.log_dir / "manage-demo_data.log").read_text().strip().splitlines()[-1].lower()
+
+
+# demo: end
 
 
 def start(stack):

@@ -62,9 +62,11 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "realtime",
+    # demo: begin
     "chat",
     "notifications",
     "web",
+    # demo: end
 ]
 
 MIDDLEWARE = [
@@ -75,16 +77,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # demo: begin
     "web.middleware.ContentSecurityPolicyMiddleware",
+    # demo: end
 ]
 
 # A custom user model from day one (accounts.User): changing it later is painful.
 AUTH_USER_MODEL = "accounts.User"
 
+# demo: begin
 # The page at / (web): Django's own sign-in views.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "index"
 LOGOUT_REDIRECT_URL = "login"
+# demo: end
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -152,7 +158,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Content-hashed names (ES module imports included), so nginx can let browsers cache
     # them for ever.
-    "staticfiles": {"BACKEND": "web.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "config.storage.StaticFilesStorage"},
 }
 
 # The channel layer: Redis joins gunicorn (which pushes) and daphne (which holds sockets),
@@ -211,12 +217,14 @@ WEBSOCKET_MAX_PER_USER = env.int("WEBSOCKET_MAX_PER_USER", default=20)
 # deploy/run_daphne.py (MAX_MESSAGE_BYTES), above which daphne closes with 1009.
 WEBSOCKET_MAX_MESSAGE_LENGTH = 48 * 1024
 
+# demo: begin
 # Chat: anonymous sockets are refused (4401) unless this is off; then they chat as "anon".
 CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=True)
 # POST /api/notifications/ with "to": off unless a site wants users to notify each other
 # (it lets any signed-in user message anyone, and learn which user names exist). The
 # local settings turn it on for the demo page.
 NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=False)
+# demo: end
 
 # Abuse limits every process shares, counted in the layer's Redis (realtime.throttle); 0
 # turns one off. These defaults are production's; the local stack relaxes the posting ones
@@ -226,8 +234,10 @@ NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=False)
 # POST_RATE_LIMIT a second; over it, an error frame or HTTP 429.
 POST_RATE_LIMIT = env.float("POST_RATE_LIMIT", default=1)
 POST_RATE_BURST = env.int("POST_RATE_BURST", default=10)
+# demo: begin
 # Chat rooms a user (or address) may create, by posting a room's first message, per hour.
 CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=20)
+# demo: end
 # Failed sign-ins (/login/, /admin/login/) per user name and per address within
 # LOGIN_FAILURE_PERIOD seconds; past either, the page answers 429 without checking the
 # password, and allows one more try every PERIOD / LIMIT (accounts.sign_in).
@@ -235,11 +245,13 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
 LOGIN_FAILURE_PERIOD = env.int("LOGIN_FAILURE_PERIOD", default=900)
 
+# demo: begin
 # `manage.py demo_data` (users with a published password) runs only where this is on:
 # the local settings, never production.
 DEMO_USERS_ALLOWED = False
 CHAT_HISTORY_LENGTH = 50
 CHAT_MESSAGE_MAX_LENGTH = 4000
+# demo: end
 
 LOGGING = {
     "version": 1,
