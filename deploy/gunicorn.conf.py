@@ -1,15 +1,20 @@
 """gunicorn's settings for the HTTP tier: the one place its flags live.
 
-Everything runs it the same way: ``gunicorn -c deploy/gunicorn.conf.py config.wsgi``
-(the local stack, the systemd unit, the compose services). Per-host values come from the
-environment.
+Everything runs it the same way: ``gunicorn -c deploy/gunicorn.conf.py`` (the local stack,
+the systemd unit, the compose services). It serves the settings' WSGI_APPLICATION, from
+the project's directory (deploy/project.py); per-host values come from the environment.
 """
 
 import multiprocessing
 import os
+import sys
 from pathlib import Path
 
-chdir = str(Path(__file__).resolve().parents[1] / "app")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import project  # noqa: E402 - deploy/project.py, beside this file
+
+chdir = str(project.setup())
+wsgi_app = project.application("WSGI_APPLICATION")
 
 # Where to listen. Under systemd the socket unit hands over its socket (LISTEN_FDS) and
 # this is ignored; the local stack and compose set it.

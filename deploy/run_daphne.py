@@ -42,6 +42,11 @@ def choose_event_loop(name):
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import project  # noqa: E402 - deploy/project.py, beside this file
+
+# The environment file first: it may choose the event loop, and it names the settings.
+DJANGO_DIR = project.setup()
 if __name__ == "__main__":  # not when tests import this module for its constants
     choose_event_loop(os.environ.get("DAPHNE_EVENT_LOOP") or "uvloop")
 
@@ -55,11 +60,7 @@ from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from twisted.internet import abstract, defer, reactor, task  # noqa: E402
 
-APP_DIR = Path(__file__).resolve().parents[1] / "app"
-sys.path.insert(0, str(APP_DIR))
-
-from config.environment import load_environment  # noqa: E402 - needs APP_DIR on the path
-from realtime.close_codes import SERVICE_RESTART  # noqa: E402
+from realtime.close_codes import SERVICE_RESTART  # noqa: E402 - the kit, in DJANGO_DIR
 
 # A chat message is at most 4,000 characters: 16 KB of UTF-8, 48 KB if the client escapes
 # it (\uXXXX pairs). The app answers longer text frames (settings'
@@ -408,14 +409,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.bind:
         parser.error("--bind (or DAPHNE_BIND) is required")
-    load_environment()
-    os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
+    os.chdir(DJANGO_DIR)  # daphne imports the application relative to the working directory
 
     loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
     print(f"run_daphne: {args.bind}, event loop: {loop}", file=sys.stderr, flush=True)
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
-    cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"])
+    cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, project.application("ASGI_APPLICATION")])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ from supervisor.xmlrpc import SupervisorTransport
 from websockets.sync.client import connect
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-APP_DIR = REPO_DIR / "app"
+sys.path.insert(0, str(REPO_DIR / "deploy"))
+import project  # noqa: E402 - deploy/project.py
+
+# The environment file read (never overriding the real environment), the project found.
+DJANGO_DIR = project.setup()
 TEMPLATE_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT = 60
@@ -67,10 +71,6 @@ class Stack:
     @classmethod
     def from_environment(cls):
         """Read the same .env and settings as the Django processes will."""
-        sys.path.insert(0, str(APP_DIR))
-        from config.environment import load_environment
-
-        load_environment()  # never overrides the real environment
         from django.conf import settings
 
         stack = cls(
@@ -212,7 +212,7 @@ def manage(stack, *args):
     """Run a manage.py command; on failure show its output and keep it in the log dir."""
     log = stack.log_dir / f"manage-{args[0]}.log"
     result = subprocess.run(
-        [sys.executable, str(APP_DIR / "manage.py"), *args],
+        [sys.executable, str(DJANGO_DIR / "manage.py"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     log.write_text(result.stdout)
@@ -449,7 +449,7 @@ def logs(stack):
 def smoke(stack):
     """The smoke test against this stack, with a fresh token for the push check."""
     result = subprocess.run(
-        [sys.executable, str(APP_DIR / "manage.py"), "issue_token", "smoke", "--create-user",
+        [sys.executable, str(DJANGO_DIR / "manage.py"), "issue_token", "smoke", "--create-user",
          "--name", "make smoke", "--expires-in", "1h"],
         capture_output=True, text=True,
     )  # fmt: skip

@@ -15,7 +15,7 @@ COMPOSE_FILES = ["docker-compose.dev.yml", "docker-compose.prod.yml"]
 ENTRY_POINTS = {
     "gunicorn": (
         ["gunicorn", "-c", "deploy/gunicorn.conf.py"],
-        "bin/gunicorn -c @/deploy/gunicorn.conf.py config.wsgi",
+        "bin/gunicorn -c @/deploy/gunicorn.conf.py",
         ["deploy/systemd/gunicorn.service", "deploy/local/supervisord.conf.template"],
     ),
     "daphne": (

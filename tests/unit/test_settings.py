@@ -17,6 +17,7 @@ READERS = [
     REPO_DIR / "deploy" / "gunicorn.conf.py",
     REPO_DIR / "deploy" / "run_daphne.py",
     REPO_DIR / "deploy" / "local" / "stack.py",
+    REPO_DIR / "deploy" / "project.py",
 ]
 READ = re.compile(r"""(?:env\.\w+|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 
@@ -96,9 +97,12 @@ def test_an_empty_variable_means_the_same_as_an_absent_one(module):
 
 def test_deploy_scripts_read_an_empty_variable_as_absent():
     """Outside the settings, ``os.environ.get("X") or default``; never
-    ``os.environ.get("X", default)``, which an empty X would bypass."""
+    ``os.environ.get("X", default)``, which an empty X would bypass. The one exception is
+    DJANGO_ENV_FILE, whose empty value means "no file" (documented in .env.example)."""
     scripts = [path for path in READERS if "settings" not in path.parts]
-    with_default = re.compile(r"""environ\.get\(\s*["'][A-Z][A-Z0-9_]+["']\s*,""")
+    with_default = re.compile(
+        r"""environ\.get\(\s*["'](?!DJANGO_ENV_FILE)[A-Z][A-Z0-9_]+["']\s*,"""
+    )
     offenders = [
         f"{path.name}: {match}"
         for path in scripts + [REPO_DIR / "deploy" / "healthcheck.py"]
