@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "users",
     "accounts",
     "realtime",
     # demo: begin
@@ -82,8 +83,8 @@ MIDDLEWARE = [
     # demo: end
 ]
 
-# A custom user model from day one (accounts.User): changing it later is painful.
-AUTH_USER_MODEL = "accounts.User"
+# A custom user model from day one (users.User): changing it later is painful.
+AUTH_USER_MODEL = "users.User"
 
 # demo: begin
 # The page at / (web): Django's own sign-in views.
