@@ -75,7 +75,7 @@ REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
 REDIS_DB = env.int("REDIS_DB", default=0)
 CHANNEL_LAYER_BACKENDS = {
     # One PUBLISH per group message, fanned out inside each daphne process; group
-    # membership lives in the process, so it never expires (see README, "Pitfalls").
+    # membership lives in the process, so it never expires (docs/design.md, "Pitfalls").
     # Nothing is stored in Redis: a failover loses only what is in flight, and the
     # client's resume (?since=) refills that from the database.
     "pubsub": "realtime.layer.PubSubChannelLayer",
