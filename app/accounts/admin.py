@@ -1,9 +1,6 @@
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
 
-from .models import ApiToken, User
-
-admin.site.register(User, UserAdmin)
+from .models import ApiToken
 
 
 @admin.register(ApiToken)

@@ -1,13 +1,6 @@
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
-
-
-class User(AbstractUser):
-    """The project's user (AUTH_USER_MODEL), as Django advises for every new project: the
-    same fields as Django's own for now, but yours to extend later with a migration,
-    where switching from django.contrib.auth's User to a custom model is a painful one."""
 
 
 class ApiTokenQuerySet(models.QuerySet):

@@ -67,6 +67,7 @@ class Stack:
     daphne_instances: int
     own_redis: bool
     allowed_hosts: list
+    demo_users: bool  # the demo's sign-in (settings.DEMO_USERS_ALLOWED), if there is a demo
 
     @classmethod
     def from_environment(cls):
@@ -83,6 +84,7 @@ class Stack:
             daphne_instances=int(os.environ.get("DAPHNE_INSTANCES") or 2),
             own_redis=not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")),
             allowed_hosts=settings.ALLOWED_HOSTS,
+            demo_users=getattr(settings, "DEMO_USERS_ALLOWED", False),
         )
         # Children get absolute paths even if .env gave relative ones.
         os.environ["DATA_DIR"] = str(stack.data_dir)
@@ -328,23 +330,17 @@ def up(stack):
         if started:
             down(stack, quiet=True)  # leave nothing half-running behind
         raise
-    # demo: begin
-    step("Creating the demo users")
-    manage(stack, "demo_data")
-    # demo: end
+    if stack.demo_users:
+        step("Creating the demo users")
+        manage(stack, "demo_data")
     step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
-    # demo: begin
-    print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
-    # demo: end
+    if stack.demo_users:
+        print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
 
 
-# demo: begin
 def demo_sign_in(stack):
     """The demo_data command's last line: who to sign in as."""
     return (stack.log_dir / "manage-demo_data.log").read_text().strip().splitlines()[-1].lower()
-
-
-# demo: end
 
 
 def start(stack):

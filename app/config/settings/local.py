@@ -1,7 +1,8 @@
 """The local stack (`make up`) and the test suite: everything on 127.0.0.1, no TLS."""
 
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, env, origins_of
+from .base import ALLOWED_HOSTS, env
+from .kit import origins_of
 
 # Off by default even locally: the stack runs gunicorn behind nginx as on a server.
 # DEBUG=true brings Django's debug pages (and unhashed static names, which nginx caches).

@@ -3,7 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, origins_of
+from .base import env
+from .kit import origins_of
 
 DEV_SECRET_KEY_MARKERS = ("dev-only", "insecure", "change-me")
 
