@@ -274,10 +274,14 @@ class StoredEventConsumer(JsonTextConsumer):
             fanout.leave(self)
 
     async def websocket_connect(self, message):
+        # The consumer's own task brings the socket in step: the backlog, then what went
+        # by meanwhile. Followed from the start: an outage meanwhile makes it read again.
+        self.catching_up = asyncio.current_task()
+        catch_up.follow(self)
         await super().websocket_connect(message)
-        if self.accepted and not self.closing:  # after the backlog: what came meanwhile
+        if self.accepted and not self.closing:
             await self.go_live()
-            catch_up.follow(self)
+        self.catching_up = None
 
     async def join_group(self, group):
         fanout.join(self)  # first: the group's events may come as soon as it is joined
