@@ -53,11 +53,13 @@ if __name__ == "__main__":  # not when tests import this module for its constant
 # Importing daphne.server installs Twisted's asyncio reactor: it must come after the
 # event loop policy and before anything else that imports Twisted.
 import daphne.server  # noqa: E402
+import fast_path  # noqa: E402 - deploy/fast_path.py, beside this file
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol  # noqa: E402
 from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
+from fast_path import SEND_BUFFER_HIGH_WATER, buffered_bytes  # noqa: E402
 from twisted.internet import abstract, defer, reactor, task  # noqa: E402
 
 from realtime.close_codes import SERVICE_RESTART  # noqa: E402 - the kit, in DJANGO_DIR
@@ -128,22 +130,8 @@ def tune_garbage_collector(mode):
     return mode == "tuned"
 
 
-# daphne hands each frame the application sends to Twisted, which buffers whatever the
-# client has not read yet, without limit, and returns at once: a replay to a slow client
-# would pile up in memory. Past this many buffered bytes on a connection, the
-# application's next send waits until it drains (polling, only while it is backed up):
-# the ASGI send is the only backpressure an application gets.
-SEND_BUFFER_HIGH_WATER = 256 * 1024
+# A send waits while its connection holds more than this unsent (fast_path.py says why).
 DRAIN_POLL_SECONDS = 0.01
-
-
-def buffered_bytes(transport):
-    """Bytes a Twisted connection holds for the kernel to take (FileDescriptor's buffers;
-    Twisted has no public accessor). 0 for a transport that keeps none of its own."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
 
 
 class ServerWebSocketProtocol(WebSocketProtocol):
@@ -160,8 +148,14 @@ class ServerWebSocketProtocol(WebSocketProtocol):
             super().serverClose(code)
 
 
+class FastPathWebSocketProtocol(fast_path.FrameWriter, ServerWebSocketProtocol):
+    """The protocol with the fast path (DAPHNE_FAST_PATH=on): deploy/fast_path.py."""
+
+
 class GracefulServer(daphne.server.Server):
     """daphne's server, stopping in an order clients and nginx can act on."""
+
+    fast_path = True  # DAPHNE_FAST_PATH, set by main()
 
     def run(self):
         self.ports = []
@@ -182,11 +176,17 @@ class GracefulServer(daphne.server.Server):
             gc.collect()
 
     def use_server_protocol(self):
-        self.ws_factory.protocol = ServerWebSocketProtocol
+        self.ws_factory.protocol = (
+            FastPathWebSocketProtocol if self.fast_path else ServerWebSocketProtocol
+        )
         # On a protocol error (a frame over the size limit, invalid UTF-8), send the close
         # code (1009, 1007...) before closing; autobahn's default drops the TCP
         # connection, which a client sees as a bare 1006.
         self.ws_factory.setProtocolOptions(failByDrop=False)
+
+    def create_application(self, protocol, scope):
+        fast_path.offer_frames(protocol, scope)
+        return super().create_application(protocol, scope)
 
     async def handle_reply(self, protocol, message):
         await super().handle_reply(protocol, message)
@@ -369,6 +369,8 @@ INTERNALS = [
     ("daphne", daphne.server.Server, "protocol_disconnected"),
     ("daphne", daphne.server.Server, "connections"),
     ("daphne", daphne.server.Server, "ws_factory"),
+    # The fast path (fast_path.py, which lists what it reaches into itself): the scope.
+    ("daphne", daphne.server.Server, "create_application"),
     # Backpressure: a send waits while the connection is backed up (handle_reply), and
     # Twisted exposes no size for a transport's send buffer.
     ("daphne", daphne.server.Server, "handle_reply"),
@@ -404,6 +406,9 @@ def check_internals():
 
 def main(argv=None):
     check_internals()
+    GracefulServer.fast_path = fast_path.switched_on(os.environ.get("DAPHNE_FAST_PATH") or "on")
+    if GracefulServer.fast_path:
+        fast_path.check_internals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bind", default=os.environ.get("DAPHNE_BIND"), required=False)
     args = parser.parse_args(argv)
@@ -412,7 +417,9 @@ def main(argv=None):
     os.chdir(DJANGO_DIR)  # daphne imports the application relative to the working directory
 
     loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
-    print(f"run_daphne: {args.bind}, event loop: {loop}", file=sys.stderr, flush=True)
+    fast = "on" if GracefulServer.fast_path else "off"
+    print(f"run_daphne: {args.bind}, fast path: {fast}, event loop: {loop}", file=sys.stderr,
+          flush=True)  # fmt: skip
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
     cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, project.application("ASGI_APPLICATION")])

@@ -18,19 +18,30 @@ Under connection churn with group traffic that is one leaked subscription per su
 and memory that only grows (channels_redis#276, daphne#373): measured here by
 tests/load/soak.py.
 
+And the pub/sub layer hands each group message first to realtime.fanout (the fast path),
+which writes it once per process to the members that take it that way and queues it for
+the others, as the layer would: its shard connections are this module's ``FanOutShard``.
+
 This reaches into the layer's internals (its per-event-loop layer, ``channels``,
-``_get_shard``); ``check_internals`` refuses to start on a channels_redis that lacks them.
+``groups``, ``_get_shard``, its shard connections and how it receives on them);
+``check_internals`` refuses to start on a channels_redis that lacks them.
 """
 
+import asyncio
 import inspect
 import logging
 from importlib.metadata import version
 
 from channels_redis.core import RedisChannelLayer
-from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close
 from django.core.exceptions import ImproperlyConfigured
 
-from . import redis_hosts
+from . import fanout, redis_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +50,39 @@ TESTED_VERSIONS = ("4.2", "4.3")
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):
+    fans_out = True  # group messages go through realtime.fanout
+
     def __init__(self, *args, hosts=None, **kwargs):
         super().__init__(*args, hosts=hosts or redis_hosts.hosts(), **kwargs)
+
+    def _get_layer(self):
+        # channels_redis' own, with a loop layer whose shards hand group messages over.
+        loop = asyncio.get_running_loop()
+        if loop not in self._layers:
+            self._layers[loop] = FanOutLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+        return self._layers[loop]
+
+
+class FanOutLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._shards = [FanOutShard(shard.host, self) for shard in self._shards]
+
+
+class FanOutShard(RedisSingleShardConnection):
+    def _receive_message(self, message):
+        if message is not None and fanout.in_use():
+            name = message["channel"]
+            members = self.channel_layer.groups.get(
+                name.decode() if isinstance(name, bytes) else name
+            )
+            if members:
+                layer = self.channel_layer
+                fanout.deliver(members, message["data"], layer.channel_layer.deserialize,
+                               layer.channels)  # fmt: skip
+                return
+        super()._receive_message(message)
 
 
 class CoreChannelLayer(RedisChannelLayer):
@@ -60,14 +102,27 @@ async def release(layer, channel, groups):
         await loop_layer._get_shard(channel).unsubscribe(channel)
 
 
+def pending_events(layer, channel):
+    """How many messages wait in ``channel``'s queue (0 on a layer that keeps none here)."""
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return 0
+    queue = layer._get_layer().channels.get(channel)
+    return 0 if queue is None else queue.qsize()
+
+
 def check_internals():
     """A clear error at start, not an AttributeError mid-traffic, if an internal this module
     relies on is gone; a warning on a release it was not tested with."""
     found = version("channels-redis")
+    loop_layer = inspect.getsource(RedisPubSubLoopLayer)
+    shard = inspect.getsource(RedisSingleShardConnection)
     if not (
         hasattr(RedisPubSubChannelLayer, "_get_layer")
+        and "self._layers" in inspect.getsource(RedisPubSubChannelLayer)
         and hasattr(RedisPubSubLoopLayer, "_get_shard")
-        and "self.channels" in inspect.getsource(RedisPubSubLoopLayer)
+        and all(name in loop_layer for name in ("self.channels", "self.groups", "self._shards"))
+        and "def _receive_message(self, message)" in shard
+        and "self.host" in shard
     ):
         raise ImproperlyConfigured(
             f"channels-redis {found} lacks the pub/sub internals realtime/layer.py relies on"
