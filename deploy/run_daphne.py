@@ -9,11 +9,14 @@ script, so every instance runs the same way. Run it with the project's Python::
 
 ``--bind`` (or ``DAPHNE_BIND``) is ``unix:PATH``, ``tcp:HOST:PORT``, or ``systemd`` to
 adopt the listening socket systemd passes in (socket activation, ``daphne@.socket``).
+Its metrics are served beside it (realtime.metrics_endpoint: ``daphne-1.sock`` →
+``daphne-1.metrics.sock``; port + 1000 for TCP).
 """
 
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import socket
 import sys
@@ -42,6 +45,9 @@ def choose_event_loop(name):
 
 if __name__ == "__main__":  # not when tests import this module for its constants
     choose_event_loop(os.environ.get("DAPHNE_EVENT_LOOP") or "uvloop")
+    # One process, one registry: never gunicorn's multiprocess files, even if the
+    # environment names them (prometheus_client reads this when first imported).
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # Importing daphne.server installs Twisted's asyncio reactor: it must come after the
 # event loop policy and before anything else that imports Twisted.
@@ -57,7 +63,11 @@ APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))
 
 from config.environment import load_environment  # noqa: E402 - needs APP_DIR on the path
+from realtime import logs, metrics_endpoint  # noqa: E402
 from realtime.close_codes import SERVICE_RESTART  # noqa: E402
+from realtime.metrics import tally, watch_event_loop_lag  # noqa: E402
+
+logger = logging.getLogger("run_daphne")
 
 # A chat message is at most 4,000 characters: 16 KB of UTF-8, 48 KB if the client escapes
 # it (\uXXXX pairs). The app answers longer text frames (settings'
@@ -144,11 +154,22 @@ def buffered_bytes(transport):
 
 
 class ServerWebSocketProtocol(WebSocketProtocol):
-    """daphne's protocol, able to send every close code RFC 6455 lets a server send.
+    """daphne's protocol, able to send every close code RFC 6455 lets a server send, and
+    counting the frames and bytes it carries (realtime.metrics: two additions a frame).
 
     autobahn's sendClose() accepts only 1000 and 3000-4999, so a consumer closing with
     1008 (policy violation) or 1013 (try again later) would crash into a bare 1011.
     """
+
+    def onMessage(self, payload, isBinary):
+        tally.frames_received += 1
+        tally.bytes_received += len(payload)
+        super().onMessage(payload, isBinary)
+
+    def sendMessage(self, payload, *args, **kwargs):
+        tally.frames_sent += 1
+        tally.bytes_sent += len(payload)
+        return super().sendMessage(payload, *args, **kwargs)
 
     def serverClose(self, code=None):
         if code in AutobahnProtocol.CLOSE_STATUS_CODES_ALLOWED:
@@ -160,11 +181,14 @@ class ServerWebSocketProtocol(WebSocketProtocol):
 class GracefulServer(daphne.server.Server):
     """daphne's server, stopping in an order clients and nginx can act on."""
 
+    metrics_bind = None  # where to serve this instance's metrics (set by main)
+
     def run(self):
         self.ports = []
         self.socket_activated = any(e.startswith("systemd:") for e in self.endpoints)
         self.disconnects = 0
         reactor.callWhenRunning(self.use_server_protocol)
+        reactor.callWhenRunning(self.start_metrics)
         if tune_garbage_collector(os.environ.get("DAPHNE_GC") or "tuned"):
             task.LoopingCall(self.collect_after_churn).start(CHURN_CHECK_SECONDS, now=False)
         super().run()
@@ -178,6 +202,14 @@ class GracefulServer(daphne.server.Server):
             self.disconnects = 0
             gc.collect()
 
+    def start_metrics(self):
+        """This instance's metrics endpoint, and the event-loop lag they report."""
+        if self.metrics_bind:
+            metrics_endpoint.serve(self.metrics_bind)
+        watch_event_loop_lag(daphne.server.twisted_loop)
+        loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
+        logger.info("run_daphne: %s, event loop: %s", logs.process_name, loop)
+
     def use_server_protocol(self):
         self.ws_factory.protocol = ServerWebSocketProtocol
         # On a protocol error (a frame over the size limit, invalid UTF-8), send the close
@@ -188,11 +220,10 @@ class GracefulServer(daphne.server.Server):
     async def handle_reply(self, protocol, message):
         await super().handle_reply(protocol, message)
         transport = getattr(protocol, "transport", None)
-        while (
-            transport is not None
-            and not transport.disconnected
-            and buffered_bytes(transport) > SEND_BUFFER_HIGH_WATER
-        ):
+        if transport is None or buffered_bytes(transport) <= SEND_BUFFER_HIGH_WATER:
+            return
+        tally.send_buffer_waits += 1
+        while not transport.disconnected and buffered_bytes(transport) > SEND_BUFFER_HIGH_WATER:
             await asyncio.sleep(DRAIN_POLL_SECONDS)
 
     def listen_success(self, port):
@@ -312,22 +343,12 @@ def is_event_stream(protocol):
 
 
 def clear_stale_unix_socket(path):
-    """Remove a socket file left by a killed daphne, refusing to steal a live one.
-
-    A crashed process leaves its socket file behind and the next bind fails with
-    "address already in use", the classic cause of daphne units that never restart.
-    """
-    if not os.path.exists(path):
-        return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    """A socket file left by a killed daphne goes; a live one is not stolen
+    (realtime.metrics_endpoint.clear_stale_unix_socket)."""
     try:
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        os.unlink(path)
-    else:
-        sys.exit(f"run_daphne: {path} is already served by another process")
-    finally:
-        probe.close()
+        metrics_endpoint.clear_stale_unix_socket(path)
+    except metrics_endpoint.StaleSocketError as error:
+        sys.exit(f"run_daphne: {error}")
 
 
 # Connections waiting to be accepted. Twisted's default is 50: a burst of handshakes (a
@@ -355,6 +376,12 @@ def endpoint(bind):
     sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or systemd, got {bind!r}")
 
 
+def process_name(bind):
+    """What this instance is called in its logs: its socket's name (daphne-1), or its port."""
+    kind, _, rest = bind.partition(":")
+    return Path(rest).stem if kind == "unix" else f"daphne:{rest.rpartition(':')[2]}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bind", default=os.environ.get("DAPHNE_BIND"), required=False)
@@ -363,9 +390,10 @@ def main(argv=None):
         parser.error("--bind (or DAPHNE_BIND) is required")
     load_environment()
     os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
+    bind = metrics_endpoint.systemd_bind() if args.bind == "systemd" else args.bind
+    logs.process_name = process_name(bind)
+    GracefulServer.metrics_bind = metrics_endpoint.metrics_bind(bind)
 
-    loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
-    print(f"run_daphne: {args.bind}, event loop: {loop}", file=sys.stderr, flush=True)
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
     cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"])

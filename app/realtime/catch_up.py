@@ -17,6 +17,8 @@ import functools
 import logging
 import weakref
 
+from .metrics import tally
+
 logger = logging.getLogger(__name__)
 
 # Between the re-subscription and the database read: the SUBSCRIBE commands redis-py sends
@@ -47,6 +49,7 @@ async def on_redis_connect(connection):
     """
     await connection.on_connect()
     if connection._connect_callbacks:  # redis-py has no public "reconnected" signal
+        tally.layer_reconnects += 1
         subscription_restored()
 
 

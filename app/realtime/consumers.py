@@ -11,12 +11,16 @@ from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from redis.exceptions import RedisError
 
-from . import catch_up, close_codes, layer, reauth, replay
+from . import catch_up, close_codes, layer, metrics, reauth, replay, request_id
 from .limits import MessageRate, socket_caps
+from .metrics import tally
 from .scope import TICKET_SUBPROTOCOL, parse_message_id, query_param, ticket_offered
 from .wire import decode, encode
 
 logger = logging.getLogger(__name__)
+# One line per socket that got an event pushed by an HTTP request (one carrying its
+# request id): a logger of its own, so a site pushing to large groups can turn it down.
+delivery_logger = logging.getLogger("realtime.delivery")
 
 # What the channel layer raises when Redis cannot be reached, and the database when it
 # restarts or cannot be reached: a client should come back later (close 1013).
@@ -40,7 +44,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     1008), a frame size limit, optional per-address and per-user caps (close 4429),
     re-authentication of signed-in sockets (close 4401, see ``realtime.reauth``), a clear
     close code instead of a traceback when something fails (1013 while Redis is down,
-    1011 otherwise), and one log line per disconnect.
+    1011 otherwise), one log line per disconnect, and its metrics (realtime.metrics:
+    the handshake's outcome, open sockets by endpoint, closes by code, deliveries).
     """
 
     # Per-socket state: class defaults, so an attribute costs memory only once it is set.
@@ -50,6 +55,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     disconnected = False
     message_rate = None  # a MessageRate, created on the socket's first frame
     caps_held = ()  # socket_caps keys this socket counts against
+    handshake_outcome = None  # counted once: "accepted", or why it was refused
+    open_as = None  # the endpoint label it is counted under while open
 
     async def __call__(self, scope, receive, send):
         try:
@@ -57,6 +64,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         except Exception as error:  # noqa: BLE001 - turned into a close code, and logged
             await self.close_after_failure(error, send)
         finally:
+            if self.open_as is not None:
+                tally.open[self.open_as] -= 1
             reauth.watcher.forget(self)
             socket_caps.release(self.caps_held)
             await layer.release(
@@ -78,13 +87,31 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     def log_unhandled(self, message):
         """A group event nobody handles: a sender/consumer mismatch, worth a log line,
         not worth killing the socket over (Channels would raise and drop it)."""
+        groups = ",".join(self.groups) or "-"
         logger.warning(
             "unhandled event type=%r groups=%s consumer=%s path=%s",
             message.get("type"),
-            ",".join(self.groups) or "-",
+            groups,
             type(self).__name__,
             self.scope.get("path"),
+            extra={"event_type": message.get("type"), "group": groups, **self.log_fields()},
         )
+
+    def log_fields(self):
+        """What names this socket in a log line (``extra=``, realtime.logs)."""
+        user = self.scope.get("user")
+        return {
+            "socket": self.socket_id,
+            "user": user.pk if user is not None and user.is_authenticated else None,
+            "path": self.scope.get("path"),
+        }
+
+    @property
+    def socket_id(self):
+        """nginx's request id of the handshake: the same in nginx's access line for this
+        socket (logged when it closes) as in daphne's lines. Without nginx in front, the
+        socket's channel name."""
+        return request_id.of_scope(self.scope) or getattr(self, "channel_name", None)
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -100,6 +127,12 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         if held:
             self.caps_held = held
         await super().websocket_connect(message)
+        if self.handshake_outcome is None and self.accepted:
+            self.count_handshake("accepted")
+
+    def count_handshake(self, outcome):
+        self.handshake_outcome = outcome
+        metrics.handshake(outcome)
 
     async def accept(self, subprotocol=None, headers=None):
         if subprotocol is None and ticket_offered(self.scope) is not None:
@@ -107,6 +140,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
             subprotocol = TICKET_SUBPROTOCOL
         await super().accept(subprotocol, headers)
         self.accepted = True
+        self.open_as = metrics.endpoint_of(type(self))
+        tally.open[self.open_as] += 1
         reauth.watcher.watch(self)
 
     async def join_group(self, group):
@@ -126,6 +161,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         A refused handshake reaches a browser as a bare 1006 with no reason, so the
         client could not tell "sign in" from "bad room" from a network failure.
         """
+        if self.handshake_outcome is None:
+            self.count_handshake(metrics.HANDSHAKE_OUTCOMES.get(code, "error"))
         if not self.accepted:
             await self.accept()
         await self.send_error(reason)
@@ -143,15 +180,18 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message):
         self.disconnected = True
-        user = self.scope.get("user")
-        user_id = user.pk if user is not None and user.is_authenticated else "-"
-        duration = monotonic() - self.connected_at if self.connected_at else 0.0
+        code = message.get("code")
+        metrics.closed(code)
+        fields = self.log_fields()
+        duration = round(monotonic() - self.connected_at if self.connected_at else 0.0, 3)
         logger.info(
-            "websocket closed code=%s path=%s user=%s duration=%.3fs",
-            message.get("code"),
-            self.scope.get("path"),
-            user_id,
+            "websocket closed code=%s path=%s user=%s socket=%s duration=%.3fs",
+            code,
+            fields["path"],
+            fields["user"] or "-",
+            fields["socket"],
             duration,
+            extra={**fields, "code": code, "duration": duration},
         )
         await super().websocket_disconnect(message)
 
@@ -163,11 +203,17 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(error, UNAVAILABLE_ERRORS):
             logger.warning(
-                "service unavailable path=%s error=%s: %s", path, type(error).__name__, error
+                "service unavailable path=%s error=%s: %s",
+                path,
+                type(error).__name__,
+                error,
+                extra=self.log_fields(),
             )
             code, reason = close_codes.TRY_AGAIN_LATER, "temporarily unavailable; reconnect later"
         else:
-            logger.error("websocket consumer failed path=%s", path, exc_info=error)
+            logger.error(
+                "websocket consumer failed path=%s", path, exc_info=error, extra=self.log_fields()
+            )
             code, reason = close_codes.INTERNAL_ERROR, "internal server error"
         if self.closing or self.disconnected:
             return
@@ -225,7 +271,27 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         await self.send_json({"error": reason})
 
     async def forward_event(self, event):
+        tally.deliveries += 1
         await self.send(text_data=event["text"])
+        if "request_id" in event:  # pushed by an HTTP request: followed into the logs
+            self.log_delivery(event)
+
+    def log_delivery(self, event):
+        fields = {**self.log_fields(), "request_id": event["request_id"]}
+        delivery_logger.info(
+            "delivered type=%s id=%s socket=%s user=%s request_id=%s",
+            event["type"],
+            event.get("id"),
+            fields["socket"],
+            fields["user"] or "-",
+            fields["request_id"],
+            extra={
+                **fields,
+                "event_type": event["type"],
+                "event_id": event.get("id"),
+                "group": ",".join(self.groups),
+            },
+        )
 
 
 class StoredEventConsumer(JsonTextConsumer):
@@ -257,16 +323,18 @@ class StoredEventConsumer(JsonTextConsumer):
             catch_up.follow(self)
 
     async def replay(self, since):
-        """Send the stored rows owed after id ``since`` (None: a fresh start)."""
+        """Send the stored rows owed after id ``since`` (None: a fresh start); how many."""
+        sent = 0
         async with aclosing(replay.pages(self.stored_stream(), since)) as pages:
             async for page in pages:
                 if self.closing or self.disconnected:
-                    return
-                await self.send_stored(page)
+                    break
+                sent += await self.send_stored(page)
+        return sent
 
     async def send_stored(self, payloads):
         """Send rows read from the database, but none already sent; after a reset frame
-        every row is new to the client, which starts over."""
+        every row is new to the client, which starts over. How many rows it sent."""
         sent = []
         for payload in payloads:
             if payload["type"] == replay.RESET:
@@ -279,6 +347,7 @@ class StoredEventConsumer(JsonTextConsumer):
         if sent:
             self.stored_ids = self.stored_ids.union(sent)
             self.last_sent_id = max(self.last_sent_id, sent[-1])
+        return len(sent)
 
     async def relay_event(self, event):
         if self.held_events is not None:
@@ -303,9 +372,10 @@ class StoredEventConsumer(JsonTextConsumer):
 
     async def catch_up(self):
         """Send what was stored since the last id sent before the outage, then what was held."""
+        tally.catch_ups += 1
         try:
             if not (self.closing or self.disconnected):
-                await self.replay(self.catch_up_after)
+                tally.catch_up_messages += await self.replay(self.catch_up_after)
         finally:  # even if the read failed, live events flow again: first the held ones
             # (events arriving meanwhile still queue behind them), then the hold ends.
             while self.held_events and not (self.closing or self.disconnected):

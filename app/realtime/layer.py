@@ -4,6 +4,8 @@ finished consumer's channel and groups.
 ``PubSubChannelLayer`` and ``CoreChannelLayer`` (settings.CHANNEL_LAYERS' backends) are
 channels_redis' own, given the Redis servers the settings describe (realtime.redis_hosts),
 with the connect hook that catches open sockets up after an outage (realtime.catch_up).
+The pub/sub layer also counts the group events the process receives from Redis (one per
+event, before it is queued for each member: realtime.metrics).
 
 As for letting go:
 
@@ -19,15 +21,21 @@ and memory that only grows (channels_redis#276, daphne#373): measured here by
 tests/load/soak.py.
 
 This reaches into the layer's internals (its per-event-loop layer, ``channels``,
-``_get_shard``); ``check_internals`` refuses to start on a channels_redis that lacks them.
+``_get_shard``, each shard's ``_receive_message``); ``check_internals`` refuses to start on a
+channels_redis that lacks them.
 """
 
 from importlib.metadata import version
 
 from channels_redis.core import RedisChannelLayer
-from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
 
 from . import redis_hosts
+from .metrics import tally
 
 # The channels_redis releases whose pub/sub internals this module was written against.
 TESTED_VERSIONS = ("4.2", "4.3")
@@ -36,6 +44,27 @@ TESTED_VERSIONS = ("4.2", "4.3")
 class PubSubChannelLayer(RedisPubSubChannelLayer):
     def __init__(self, *args, hosts=None, **kwargs):
         super().__init__(*args, hosts=hosts or redis_hosts.hosts(), **kwargs)
+
+    def _get_layer(self):
+        layer = super()._get_layer()
+        if not getattr(layer, "counting", False):  # a new event loop's layer
+            for shard in layer._shards:
+                shard._receive_message = counting_group_events(shard._receive_message)
+            layer.counting = True
+        return layer
+
+
+def counting_group_events(receive_message):
+    """A shard's handler of what Redis delivers, counting the group events among it."""
+
+    def receive_and_count(message):
+        if message is not None:
+            channel = message["channel"]  # bytes, as redis-py delivers it by default
+            if (b"__group__" if isinstance(channel, bytes) else "__group__") in channel:
+                tally.layer_events += 1
+        receive_message(message)
+
+    return receive_and_count
 
 
 class CoreChannelLayer(RedisChannelLayer):
@@ -58,8 +87,10 @@ async def release(layer, channel, groups):
 def check_internals():
     """A clear error at start, not an AttributeError mid-traffic, on an untested release."""
     found = version("channels-redis")
-    present = hasattr(RedisPubSubChannelLayer, "_get_layer") and hasattr(
-        RedisPubSubLoopLayer, "_get_shard"
+    present = (
+        hasattr(RedisPubSubChannelLayer, "_get_layer")
+        and hasattr(RedisPubSubLoopLayer, "_get_shard")
+        and hasattr(RedisSingleShardConnection, "_receive_message")
     )
     if not present or not found.startswith(TESTED_VERSIONS):
         raise RuntimeError(

@@ -5,8 +5,10 @@ supervisord runs nginx, gunicorn, daphne ×DAPHNE_INSTANCES and, unless REDIS_UR
 REDIS_SENTINELS point elsewhere, redis-server, each started exactly as on a server
 (deploy/gunicorn.conf.py, deploy/run_daphne.py, the shared nginx snippets). Everything
 lives under DATA_DIR (`var/` by default): configs and sockets in run/, logs in log/.
-nginx listens on PUBLIC_ADDRESS:PUBLIC_PORT (127.0.0.1:8080 by default). Run it with the
-project's Python: `.venv/bin/python deploy/local/stack.py up`.
+nginx listens on PUBLIC_ADDRESS:PUBLIC_PORT (127.0.0.1:8080 by default), and serves every
+process's metrics on 127.0.0.1:METRICS_PORT (9405), with a Prometheus config for them in
+run/prometheus/ (`make top` reads them too). Run it with the project's Python:
+`.venv/bin/python deploy/local/stack.py up`.
 """
 
 import argparse
@@ -31,6 +33,9 @@ from websockets.sync.client import connect
 REPO_DIR = Path(__file__).resolve().parents[2]
 APP_DIR = REPO_DIR / "app"
 TEMPLATE_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(TEMPLATE_DIR.parent))
+import render as kit  # noqa: E402 - deploy/render.py: the kit's templates, filled alike
+
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT = 60
 STOP_TIMEOUT = 60
@@ -63,6 +68,8 @@ class Stack:
     daphne_instances: int
     own_redis: bool
     allowed_hosts: list
+    metrics_port: int = 9405
+    project_name: str = "realtime"
 
     @classmethod
     def from_environment(cls):
@@ -83,6 +90,8 @@ class Stack:
             daphne_instances=int(os.environ.get("DAPHNE_INSTANCES") or 2),
             own_redis=not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")),
             allowed_hosts=settings.ALLOWED_HOSTS,
+            metrics_port=int(os.environ.get("METRICS_PORT") or 9405),
+            project_name=settings.PROJECT_NAME,
         )
         # Children get absolute paths even if .env gave relative ones.
         os.environ["DATA_DIR"] = str(stack.data_dir)
@@ -91,6 +100,20 @@ class Stack:
     @property
     def url(self):
         return f"http://{self.address}:{self.port}"
+
+    @property
+    def metrics_url(self):
+        """nginx's private metrics server: /NAME/<process>/metrics for each process."""
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    @property
+    def processes_measured(self):
+        """The processes that serve metrics: gunicorn and each daphne."""
+        return ["gunicorn", *(f"daphne-{n}" for n in range(1, self.daphne_instances + 1))]
+
+    @property
+    def prometheus_dir(self):
+        return self.run_dir / "prometheus"
 
     @property
     def supervisor_conf(self):
@@ -130,6 +153,7 @@ def write_configs(stack):
     for directory in (stack.run_dir / "nginx", stack.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     nginx = find_program("nginx")
+    write_metrics_configs(stack)
     write_nginx_conf(
         stack, [stack.run_dir / f"daphne-{n}.sock" for n in range(1, stack.daphne_instances + 1)]
     )
@@ -163,6 +187,30 @@ NGINX_LIMITS = {
 }
 
 
+def write_metrics_configs(stack):
+    """The kit's metrics files, for this stack: nginx's paths to each process's metrics
+    socket, and a Prometheus config scraping them every second (with the kit's alert
+    rules), to run `prometheus --config.file=RUN_DIR/prometheus/prometheus.yml`."""
+    values = {
+        **kit.DEFAULTS,
+        "NAME": stack.project_name,
+        "RUN_DIR": str(stack.run_dir),
+        "DAPHNE_INSTANCES": str(stack.daphne_instances),
+        "METRICS_LISTEN": f"127.0.0.1:{stack.metrics_port}",
+        "PROMETHEUS_DIR": str(stack.prometheus_dir),
+        "SCRAPE_INTERVAL": "1s",
+    }
+    values["METRICS_TARGETS"] = kit.metrics_targets(values)
+    (stack.prometheus_dir / "targets").mkdir(parents=True, exist_ok=True)
+    for template, target in [
+        ("nginx/metrics.conf", stack.run_dir / "nginx-metrics.conf"),
+        ("prometheus/prometheus.yml", stack.prometheus_dir / "prometheus.yml"),
+        ("prometheus/rules.yml", stack.prometheus_dir / "rules.yml"),
+        ("prometheus/targets.yml", stack.prometheus_dir / "targets" / f"{stack.project_name}.yml"),
+    ]:
+        target.write_text(kit.substitute((kit.DEPLOY_DIR / template).read_text(), values))
+
+
 def write_nginx_conf(stack, ws_sockets):
     """nginx.conf in the run dir, sending /ws/ to the unix sockets ``ws_sockets``."""
     # Run as root, nginx would switch its workers to `nobody`, which cannot open the
@@ -179,6 +227,7 @@ def write_nginx_conf(stack, ws_sockets):
         nginx_conf_dir="/etc/nginx",
         public_address=stack.address,
         public_port=stack.port,
+        metrics_port=stack.metrics_port,
         server_names=server_names(stack.allowed_hosts),
         static_parent=stack.static_root.parent,
         # max_fails=0: never mark a daphne as failed. nginx lifts that mark only when a
@@ -222,7 +271,7 @@ def manage(stack, *args):
         )
 
 
-def ensure_port_free(address, port):
+def ensure_port_free(address, port, setting="PUBLIC_PORT"):
     with socket.socket() as probe:
         # As nginx binds: connections of a stack stopped a moment ago, still in TIME_WAIT,
         # do not make the port taken.
@@ -232,7 +281,7 @@ def ensure_port_free(address, port):
         except OSError as error:
             raise StackError(
                 f"port {port} on {address} is taken ({error.strerror}); "
-                "set PUBLIC_PORT in .env or stop what uses it"
+                f"set {setting} in .env or stop what uses it"
             ) from None
 
 
@@ -331,6 +380,10 @@ def up(stack):
     step("Creating the demo users")
     manage(stack, "demo_data")
     step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
+    print(
+        f"    metrics: {stack.metrics_url}/{stack.project_name}/<process>/metrics "
+        f"(make top; Prometheus: {stack.prometheus_dir / 'prometheus.yml'})"
+    )
     print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
 
 
@@ -341,6 +394,7 @@ def demo_sign_in(stack):
 
 def start(stack):
     ensure_port_free(stack.address, stack.port)
+    ensure_port_free("127.0.0.1", stack.metrics_port, "METRICS_PORT")
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     step("Migrating the database")
     manage(stack, "migrate", "--noinput")
