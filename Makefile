@@ -15,9 +15,10 @@ DAPHNE_INSTANCES ?=
 # What the tests need besides (program:package where the names differ): Debian's Chromium
 # for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
 # tests start a private server), the tools of the deployment checks and of the rehearsals
-# (one server under systemd, multi-host), and Debian's Docker Engine and Compose 1.29 for
+# (one server under systemd, multi-host), Debian's Prometheus (a real one scrapes a stack;
+# promtool checks deploy/prometheus/), and Debian's Docker Engine and Compose 1.29 for
 # the container tests.
-TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
+TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd prometheus promtool:prometheus \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
 .PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench bench-replay load soak

@@ -65,7 +65,12 @@ sys.path.insert(0, str(APP_DIR))
 from config.environment import load_environment  # noqa: E402 - needs APP_DIR on the path
 from realtime import logs, metrics_endpoint  # noqa: E402
 from realtime.close_codes import SERVICE_RESTART  # noqa: E402
-from realtime.metrics import tally, watch_event_loop_lag  # noqa: E402
+from realtime.metrics import (  # noqa: E402
+    restore_counts,
+    save_counts,
+    tally,
+    watch_event_loop_lag,
+)
 
 logger = logging.getLogger("run_daphne")
 
@@ -159,7 +164,13 @@ class ServerWebSocketProtocol(WebSocketProtocol):
 
     autobahn's sendClose() accepts only 1000 and 3000-4999, so a consumer closing with
     1008 (policy violation) or 1013 (try again later) would crash into a bare 1011.
+
+    A socket the server closes reports the server's code to the application (the
+    disconnect log line, the closes metric), not what came back: autobahn takes a client
+    echoing 1012 or 1013 for a protocol violation and reports 1006.
     """
+
+    server_close_code = None  # the code this side closed with, if it closed first
 
     def onMessage(self, payload, isBinary):
         tally.frames_received += 1
@@ -172,16 +183,25 @@ class ServerWebSocketProtocol(WebSocketProtocol):
         return super().sendMessage(payload, *args, **kwargs)
 
     def serverClose(self, code=None):
+        self.server_close_code = code or AutobahnProtocol.CLOSE_STATUS_CODE_NORMAL
         if code in AutobahnProtocol.CLOSE_STATUS_CODES_ALLOWED:
             self.sendCloseFrame(code=code, isReply=False)
         else:
             super().serverClose(code)
+
+    def close_for_restart(self):
+        self.server_close_code = SERVICE_RESTART
+        self.sendCloseFrame(code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False)
+
+    def onClose(self, wasClean, code, reason):
+        super().onClose(wasClean, self.server_close_code or code, reason)
 
 
 class GracefulServer(daphne.server.Server):
     """daphne's server, stopping in an order clients and nginx can act on."""
 
     metrics_bind = None  # where to serve this instance's metrics (set by main)
+    counts_file = None  # where a graceful stop leaves its counts for the next instance
 
     def run(self):
         self.ports = []
@@ -204,6 +224,8 @@ class GracefulServer(daphne.server.Server):
 
     def start_metrics(self):
         """This instance's metrics endpoint, and the event-loop lag they report."""
+        if self.counts_file is not None:
+            restore_counts(self.counts_file)
         if self.metrics_bind:
             metrics_endpoint.serve(self.metrics_bind)
         watch_event_loop_lag(daphne.server.twisted_loop)
@@ -238,7 +260,14 @@ class GracefulServer(daphne.server.Server):
         notify_systemd("STOPPING=1")
         closed = self.close_websockets()
         closed.addCallback(lambda _: self.cancel_applications())
+        closed.addCallback(lambda _: self.save_counts())
         return closed
+
+    def save_counts(self):
+        """The counts of this instance, its last closes (1012) included, for the next one
+        (realtime.metrics.save_counts): a scrape would rarely fall in its last second."""
+        if self.counts_file is not None:
+            save_counts(self.counts_file)
 
     def close_websockets(self):
         for port in self.ports:
@@ -282,9 +311,7 @@ class GracefulServer(daphne.server.Server):
         def close_a_batch():
             for protocol in sockets[:batch]:
                 if protocol.state == protocol.STATE_OPEN:
-                    protocol.sendCloseFrame(
-                        code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False
-                    )
+                    protocol.close_for_restart()
             del sockets[:batch]
             if sockets:
                 reactor.callLater(DRAIN_TICK_SECONDS, close_a_batch)
@@ -393,6 +420,7 @@ def main(argv=None):
     bind = metrics_endpoint.systemd_bind() if args.bind == "systemd" else args.bind
     logs.process_name = process_name(bind)
     GracefulServer.metrics_bind = metrics_endpoint.metrics_bind(bind)
+    GracefulServer.counts_file = metrics_endpoint.counts_file(GracefulServer.metrics_bind)
 
     cli = CommandLineInterface()
     cli.server_class = GracefulServer

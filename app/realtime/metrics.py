@@ -17,8 +17,10 @@ client may close with any of 2,000 codes), groups are counted by kind (``chat``,
 """
 
 import asyncio
+import json
 import re
 from collections import Counter as Tallies
+from functools import cache
 from time import monotonic
 
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
@@ -128,6 +130,15 @@ def closed(code):
     closes.labels(code if code in KNOWN_CLOSE_CODES else "other").inc()
 
 
+def expect_endpoints(websocket_urlpatterns):
+    """Report 0 open sockets for every endpoint of the routes until one opens (a daphne
+    with none would otherwise be missing from a sum by instance, not at zero)."""
+    for pattern in websocket_urlpatterns:
+        if (consumer := getattr(pattern.callback, "consumer_class", None)) is not None:
+            tally.open.setdefault(endpoint_of(consumer), 0)
+
+
+@cache
 def endpoint_of(consumer_class):
     """A consumer's ``endpoint`` label: ChatConsumer → "chat"."""
     name = consumer_class.__name__.removesuffix("Consumer")
@@ -199,3 +210,48 @@ def watch_event_loop_lag(loop=None, interval=EVENT_LOOP_PROBE_SECONDS):
         loop.call_later(interval, probe, monotonic() + interval)
 
     loop.call_later(interval, probe, monotonic() + interval)
+
+
+# -- counts that outlive a graceful restart ------------------------------------------------
+
+# A daphne's counters die with it, and the closes of its own stop (1012 to every socket)
+# happen in its last second, between two scrapes: no Prometheus would ever see them. So a
+# daphne that stops gracefully writes its counts down, and the next instance of the same
+# name starts from them: its counters carry on instead of resetting (a kill loses them,
+# as it loses the sockets' close codes, which its clients see as 1006).
+CARRIED_COUNTERS = [handshakes, closes, pushes, requests]
+
+
+def save_counts(path):
+    """Write this process's counters to ``path`` (JSON)."""
+    counters = {}
+    for counter in CARRIED_COUNTERS:
+        for family in counter.collect():
+            counters[family.name] = [
+                [sample.labels, sample.value]
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            ]
+    saved = {
+        "counters": counters,
+        "tally": {attribute: getattr(tally, attribute) for _, _, attribute in TALLY_COUNTERS},
+    }
+    path.write_text(json.dumps(saved))
+
+
+def restore_counts(path):
+    """Start from the counts a previous instance saved at ``path``, then remove it."""
+    try:
+        saved = json.loads(path.read_text())
+        path.unlink()
+    except (OSError, ValueError):
+        return False
+    by_name = {family.name: counter for counter in CARRIED_COUNTERS for family in counter.collect()}
+    for name, samples in saved.get("counters", {}).items():
+        if (counter := by_name.get(name)) is not None:
+            for labels, value in samples:
+                counter.labels(**labels).inc(value)
+    for attribute, value in saved.get("tally", {}).items():
+        if attribute in Tally.__slots__ and attribute != "open":
+            setattr(tally, attribute, getattr(tally, attribute) + value)
+    return True

@@ -18,6 +18,7 @@ import socket
 import socketserver
 import threading
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.exposition import MetricsHandler
@@ -31,14 +32,20 @@ TCP_PORT_OFFSET = 1000
 
 def metrics_bind(bind):
     """The metrics listener of a process bound to ``bind`` (``unix:PATH``, ``tcp:HOST:PORT``)."""
+    if bind.startswith("unix:"):
+        return f"unix:{bind.removeprefix('unix:').removesuffix('.sock')}.metrics.sock"
+    host, _, port = bind.removeprefix("tcp:").rpartition(":")
+    if not (host and port.isdigit()):
+        raise ValueError(f"cannot derive a metrics listener from {bind!r}")
+    return f"tcp:{host}:{int(port) + TCP_PORT_OFFSET}"
+
+
+def counts_file(bind):
+    """Where a process serving metrics at ``bind`` leaves its counts when it stops, for the
+    next one of the same name (realtime.metrics.save_counts): beside its metrics socket.
+    None for TCP: a container's successor starts afresh, in a new container."""
     kind, _, rest = bind.partition(":")
-    if kind == "unix":
-        stem = rest.removesuffix(".sock")
-        return f"unix:{stem}.metrics.sock"
-    if kind == "tcp":
-        host, _, port = rest.rpartition(":")
-        return f"tcp:{host}:{int(port) + TCP_PORT_OFFSET}"
-    raise ValueError(f"cannot derive a metrics listener from {bind!r}")
+    return Path(rest.removesuffix(".metrics.sock") + ".counts.json") if kind == "unix" else None
 
 
 def systemd_bind(fd=3):
