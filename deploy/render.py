@@ -79,6 +79,8 @@ DEFAULTS = {
     # here and the Prometheus host's address (or network) in METRICS_ALLOW.
     "METRICS_LISTEN": "127.0.0.1:9405",
     "METRICS_ALLOW": "127.0.0.1",
+    # Where each project's kit puts its processes' paths on that server.
+    "NGINX_METRICS_DIR": "/etc/nginx/django-channels-metrics.d",
     # Where the Prometheus config, rules and targets go (docs/operations.md), and how often
     # it scrapes.
     "PROMETHEUS_DIR": "/etc/prometheus/django-channels",
@@ -97,7 +99,7 @@ FILES = [
     ("nginx/site.conf", "etc/nginx/sites-available/@NAME@.conf", 0o644),
     ("nginx/server.conf", "etc/nginx/conf.d/django-channels.conf", 0o644),
     ("nginx/nginx.service.conf", "etc/systemd/system/nginx.service.d/django-channels.conf", 0o644),
-    ("nginx/metrics.conf", "etc/nginx/django-channels-metrics.d/@NAME@.conf", 0o644),
+    ("nginx/metrics.conf", "@NGINX_METRICS_DIR@/@NAME@.conf", 0o644),
     ("prometheus/prometheus.yml", "@PROMETHEUS_DIR@/prometheus.yml", 0o644),
     ("prometheus/rules.yml", "@PROMETHEUS_DIR@/rules.yml", 0o644),
     ("prometheus/targets.yml", "@PROMETHEUS_DIR@/targets/@NAME@.yml", 0o644),
