@@ -492,6 +492,19 @@ def logs(stack):
     os.execvp("tail", ["tail", "-n", "20", "-F", *files])
 
 
+def top(stack):
+    """A live view of the stack's processes, from their metrics, until Ctrl-C."""
+    from top import watch
+
+    if stack.supervisord_pid() is None:
+        raise StackError("the stack is not running; start it with `make up`")
+    title = f"{stack.project_name}: {stack.url}, metrics {stack.metrics_url}"
+    try:
+        watch(stack.metrics_url, stack.project_name, stack.daphne_instances, title, sys.stdout)
+    except KeyboardInterrupt:
+        return 0
+
+
 def smoke(stack):
     """The smoke test against this stack, with a fresh token for the push check."""
     result = subprocess.run(
@@ -508,7 +521,7 @@ def smoke(stack):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = {"up": up, "down": down, "status": status, "logs": logs, "smoke": smoke}
+    commands = {"up": up, "down": down, "status": status, "logs": logs, "smoke": smoke, "top": top}
     parser.add_argument("command", choices=commands)
     command = parser.parse_args().command
     try:

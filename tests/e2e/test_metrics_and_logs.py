@@ -11,16 +11,22 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
+import threading
 import uuid
 
 import pytest
 from e2e.conftest import bearer, receive_json, receive_until
-from e2e.localstack import LocalStack, free_port
+from e2e.localstack import REPO_DIR, STACK, LocalStack, free_port
 from e2e.prometheus import Prometheus
+from polling import wait_until_async
 from websockets.exceptions import ConnectionClosed
 
 ROOM = "metrics"
+CLEAR = "\033[H\033[J"  # how `make top` begins each screen
 SCRIPT = {}  # what the session did, for the tests that read its logs
 
 
@@ -114,9 +120,14 @@ async def test_a_scripted_session_is_what_promql_says(observed):
             == 1
         )
 
-        # Refused handshakes, each counted by why.
+        # /healthz times its checks (`make up` called it already, maybe more than once).
+        checks = 'sum(realtime_health_check_duration_seconds_count{check="redis"})'
+        checked = prometheus.value(checks)
         status, _, _ = stack.http("GET", "/healthz")
         assert status == 200
+        prometheus.wait_for(checks, checked + 1)
+
+        # Refused handshakes, each counted by why.
         with pytest.raises(Exception, match="403"):
             async with stack.websocket("/ws/echo/", origin="http://evil.example"):
                 pass
@@ -134,8 +145,6 @@ async def test_a_scripted_session_is_what_promql_says(observed):
             )
         # The six held, and the echo `make up` checks the stack with.
         prometheus.wait_for('sum(realtime_websocket_handshakes_total{outcome="accepted"})', 7)
-        # This /healthz and the one `make up` waits for, each timing its Redis check.
-        prometheus.wait_for('sum(realtime_health_check_duration_seconds_count{check="redis"})', 2)
 
         # daphne-2 stops gracefully: its two sockets are closed with 1012, and counted,
         # even though the process is gone before any scrape (the next one carries on).
@@ -162,6 +171,113 @@ async def test_a_scripted_session_is_what_promql_says(observed):
 
     # Every daphne measured its event loop all along.
     assert prometheus.value("sum(realtime_event_loop_lag_seconds_count) > 0") is not None
+
+
+def test_every_dashboard_query_answers_from_the_scraped_metrics(observed):
+    """Each panel of the Grafana dashboard, as Grafana would ask it, has data."""
+    _, prometheus = observed
+    dashboard = json.loads((REPO_DIR / "deploy" / "grafana" / "django-channels.json").read_text())
+    empty = []
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$project", "realtime")
+            expr = expr.replace("$__rate_interval", "1m")
+            if not prometheus.query(expr):
+                empty.append(f"{panel['title']}: {expr}")
+    assert empty == []
+
+
+async def test_make_top_shows_the_stack_live_until_ctrl_c(observed):
+    """`make top` (stack.py top) on the running stack: sockets per daphne and endpoint,
+    message rates, the push p99, the last closes; Ctrl-C ends it. With TOP_SCREENSHOT=PATH
+    (`make screenshot`), the screen it showed is saved as a PNG there (docs/top.png)."""
+    stack, _ = observed
+    top = subprocess.Popen(
+        [sys.executable, STACK, "top"], env=stack.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    screens = []
+    reader = threading.Thread(target=read_screens, args=(top.stdout, screens))
+    reader.start()
+    try:
+        # Its first screen is drawn once it has read the stack twice: what follows is new.
+        async def drawn():
+            return screens[:1]
+
+        await wait_until_async(drawn, "make top's first screen", 30)
+        async with contextlib.AsyncExitStack() as held:
+            members = [
+                await held.enter_async_context(stack.websocket(f"/ws/chat/{ROOM}/"))
+                for _ in range(4)
+            ]
+            notified = await held.enter_async_context(stack.websocket("/ws/echo/"))
+            await receive_json(notified)
+            await members[3].close()  # a close to show
+
+            async def shown():
+                await members[0].send(json.dumps({"message": "top"}))
+                for ws in members[:3]:
+                    await receive_until(ws, lambda frame: frame.get("message") == "top")
+                return next((screen for screen in list(screens)[::-1] if live(screen)), None)
+
+            try:
+                screen = await wait_until_async(shown, "make top to show the traffic", 60)
+            except TimeoutError:
+                raise AssertionError(f"make top showed, last: {screens[-1:]}") from None
+    finally:
+        top.send_signal(signal.SIGINT)
+        try:
+            top.wait(timeout=10)
+        finally:
+            if top.poll() is None:
+                top.kill()
+                top.wait()
+            reader.join(timeout=10)
+    assert top.returncode == 0, top.stderr.read()
+    assert re.search(r"^daphne-1\s+up\s+\d+", screen, re.M) and "gunicorn" in screen
+    if path := os.environ.get("TOP_SCREENSHOT"):
+        terminal_png(screen, path)
+
+
+def read_screens(stream, screens):
+    """Append to ``screens`` each screen `make top` draws, once the next one begins (each
+    begins by clearing the terminal), until it exits."""
+    current = []
+    for line in stream:
+        if CLEAR in line:
+            if "".join(current).strip():
+                screens.append("".join(current))
+            current = [line.partition(CLEAR)[2]]
+        else:
+            current.append(line)
+    if "".join(current).strip():
+        screens.append("".join(current))
+
+
+def live(screen):
+    """A screen showing the traffic of the test above: 4 sockets, messages, a push."""
+    return (
+        re.search(r"sockets by endpoint: chat 3, echo 1", screen)
+        and re.search(r"pushes: [1-9][\d.]*/s, p99 [\d.]+ ms", screen)
+        and re.search(r"closes \(last \d+ s\): .*1000 ×1", screen)
+    )
+
+
+def terminal_png(text, path):
+    """``text`` as a terminal shows it: light monospace on dark, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    lines = text.rstrip("\n").splitlines()
+    width = max(len(line) for line in lines)
+    figure = pyplot.figure(figsize=(width * 0.085 + 0.4, len(lines) * 0.2 + 0.4), dpi=110)
+    figure.patch.set_facecolor("#1e1e1e")
+    figure.text(0.02, 0.96, "\n".join(lines), family="DejaVu Sans Mono", size=10,
+                color="#e6e6e6", va="top", linespacing=1.35)  # fmt: skip
+    figure.savefig(path, facecolor=figure.get_facecolor())
+    pyplot.close(figure)
 
 
 @pytest.mark.parametrize(
