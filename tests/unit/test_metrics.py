@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from unit.conftest import ORIGIN, bearer, closed_with, receive
 
 from notifications.models import Notification
-from realtime import metrics, metrics_endpoint
+from realtime import consumers, metrics, metrics_endpoint
 from realtime.logs import JsonFormatter
 from realtime.metrics import tally
 
@@ -129,6 +129,24 @@ async def test_a_push_from_a_request_is_counted_and_its_delivery_logged(
     assert len({r.socket for r in delivered}) == 2 and {r.user for r in delivered} == {user.pk}
     notification = await database_sync_to_async(Notification.objects.get)()
     assert {r.event_id for r in delivered} == {notification.pk}
+
+
+async def test_a_push_to_many_sockets_logs_the_first_ones_then_one_line(
+    connect, user, token, caplog, monkeypatch
+):
+    monkeypatch.setattr(consumers, "DELIVERY_LINES", 2)
+    sockets = [
+        (await connect("/ws/notifications/", headers=(ORIGIN, bearer(token))))[0] for _ in range(4)
+    ]
+    with caplog.at_level(logging.INFO, logger="realtime.delivery"):
+        response = await post_notification(token, "to all four", "req-many")
+        assert response.status_code == 201
+        for ws in sockets:
+            assert (await receive(ws))["text"] == "to all four"
+    lines = [r.getMessage() for r in caplog.records if r.name == "realtime.delivery"]
+    assert len(lines) == 3, lines
+    assert all(line.startswith("delivered type=notification") for line in lines)
+    assert "to more than 2 sockets here" in lines[2]
 
 
 async def test_events_pushed_without_a_request_are_not_logged_per_socket(
