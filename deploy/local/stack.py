@@ -68,7 +68,9 @@ class Stack:
     daphne_instances: int
     own_redis: bool
     allowed_hosts: list
-    metrics_port: int = 9405
+    # nginx's private metrics server: METRICS_PORT for `make up` and the tests' stacks;
+    # None, none (the bench's floor, which serves no metrics and must not take 9405).
+    metrics_port: int = None
     project_name: str = "realtime"
 
     @classmethod
@@ -153,7 +155,8 @@ def write_configs(stack):
     for directory in (stack.run_dir / "nginx", stack.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     nginx = find_program("nginx")
-    write_metrics_configs(stack)
+    if stack.metrics_port is not None:
+        write_metrics_configs(stack)
     write_nginx_conf(
         stack, [stack.run_dir / f"daphne-{n}.sock" for n in range(1, stack.daphne_instances + 1)]
     )
@@ -187,10 +190,8 @@ NGINX_LIMITS = {
 }
 
 
-def write_metrics_configs(stack):
-    """The kit's metrics files, for this stack: nginx's paths to each process's metrics
-    socket, and a Prometheus config scraping them every second (with the kit's alert
-    rules), to run `prometheus --config.file=RUN_DIR/prometheus/prometheus.yml`."""
+def kit_values(stack):
+    """deploy/render.py's values for this stack's metrics files."""
     values = {
         **kit.DEFAULTS,
         "NAME": stack.project_name,
@@ -200,10 +201,15 @@ def write_metrics_configs(stack):
         "PROMETHEUS_DIR": str(stack.prometheus_dir),
         "SCRAPE_INTERVAL": "1s",
     }
-    values["METRICS_TARGETS"] = kit.metrics_targets(values)
+    return {**values, "METRICS_TARGETS": kit.metrics_targets(values)}
+
+
+def write_metrics_configs(stack):
+    """A Prometheus config scraping this stack's processes every second (with the kit's
+    alert rules), to run `prometheus --config.file=RUN_DIR/prometheus/prometheus.yml`."""
+    values = kit_values(stack)
     (stack.prometheus_dir / "targets").mkdir(parents=True, exist_ok=True)
     for template, target in [
-        ("nginx/metrics.conf", stack.run_dir / "nginx-metrics.conf"),
         ("prometheus/prometheus.yml", stack.prometheus_dir / "prometheus.yml"),
         ("prometheus/rules.yml", stack.prometheus_dir / "rules.yml"),
         ("prometheus/targets.yml", stack.prometheus_dir / "targets" / f"{stack.project_name}.yml"),
@@ -211,8 +217,31 @@ def write_metrics_configs(stack):
         target.write_text(kit.substitute((kit.DEPLOY_DIR / template).read_text(), values))
 
 
+# nginx's private metrics server, on 127.0.0.1 only: each process's metrics by path, and
+# nginx's stub_status; what `make top` and Prometheus read (as on a server, server.conf).
+METRICS_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port};
+        server_name _;
+        allow 127.0.0.1;
+        deny all;
+        include {repo_dir}/deploy/nginx/snippets/metrics-server.conf;
+        include {locations};
+    }}
+"""
+
+
 def write_nginx_conf(stack, ws_sockets):
-    """nginx.conf in the run dir, sending /ws/ to the unix sockets ``ws_sockets``."""
+    """nginx.conf in the run dir, sending /ws/ to the unix sockets ``ws_sockets``, and its
+    private metrics server if the stack has one."""
+    metrics_server = ""
+    if stack.metrics_port is not None:
+        locations = stack.run_dir / "nginx-metrics.conf"
+        template = (kit.DEPLOY_DIR / "nginx" / "metrics.conf").read_text()
+        locations.write_text(kit.substitute(template, kit_values(stack)))
+        metrics_server = METRICS_SERVER.format(
+            port=stack.metrics_port, repo_dir=REPO_DIR, locations=locations
+        )
     # Run as root, nginx would switch its workers to `nobody`, which cannot open the
     # stack's sockets (mode 660); keep them as the invoking user, as for everyone else.
     user = "user root root;" if os.geteuid() == 0 else ""
@@ -227,7 +256,7 @@ def write_nginx_conf(stack, ws_sockets):
         nginx_conf_dir="/etc/nginx",
         public_address=stack.address,
         public_port=stack.port,
-        metrics_port=stack.metrics_port,
+        metrics_server=metrics_server,
         server_names=server_names(stack.allowed_hosts),
         static_parent=stack.static_root.parent,
         # max_fails=0: never mark a daphne as failed. nginx lifts that mark only when a
@@ -394,7 +423,8 @@ def demo_sign_in(stack):
 
 def start(stack):
     ensure_port_free(stack.address, stack.port)
-    ensure_port_free("127.0.0.1", stack.metrics_port, "METRICS_PORT")
+    if stack.metrics_port is not None:
+        ensure_port_free("127.0.0.1", stack.metrics_port, "METRICS_PORT")
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     step("Migrating the database")
     manage(stack, "migrate", "--noinput")
