@@ -21,7 +21,7 @@ DAPHNE_INSTANCES ?=
 TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd prometheus promtool:prometheus \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
-.PHONY: help up down status logs top smoke test lint lock system-packages test-packages check-deploy render-deploy rename rehearse demo-data screenshot bench bench-replay load soak
+.PHONY: help up down status logs top smoke test lint lock system-packages test-packages check-deploy render-deploy rename strip-demo rehearse demo-data screenshot bench bench-replay load soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,11 @@ render-deploy: ## Write the nginx site, systemd units and env file for a server:
 	@test -n "$(DOMAIN)" || { echo "Usage: make render-deploy DOMAIN=chat.example.com [DAPHNE_INSTANCES=2]" >&2; exit 2; }
 	@python3 deploy/render.py --domain "$(DOMAIN)" $(if $(DAPHNE_INSTANCES),--daphne-instances "$(DAPHNE_INSTANCES)")
 
+# demo: begin
+strip-demo: $(STAMP) ## Remove the demo (chat, notifications, the page), keep the kit: run on a fresh copy
+	@$(PYTHON) deploy/strip_demo.py
+# demo: end
+
 rename: ## Give this copy its own name (units, paths, database, Redis prefix, the deploy guide): make rename NAME=chatapp
 	@test -n "$(NAME)" || { echo "Usage: make rename NAME=yourname" >&2; exit 2; }
 	@python3 deploy/rename.py "$(NAME)"
@@ -84,6 +89,7 @@ rename: ## Give this copy its own name (units, paths, database, Redis prefix, th
 rehearse: $(STAMP) test-packages ## Boot the kit under a real systemd (nspawn container) and smoke-test it over TLS
 	@$(PYTHON) -m pytest -c tests/pytest.ini tests/rehearsal
 
+# demo: begin
 demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and print the sign-in
 	@$(PYTHON) app/manage.py migrate --noinput -v 0
 	@$(PYTHON) app/manage.py demo_data
@@ -104,6 +110,7 @@ load: $(STAMP) ## Deploys and failures under load: restarts, reloads, kills with
 
 soak: $(STAMP) ## Memory under churn: 50,000 sockets opened and closed in waves, with group traffic (~10 min)
 	@$(PYTHON) tests/load/soak.py
+# demo: end
 
 lint: $(STAMP) ## Check the code with ruff
 	@$(VENV)/bin/ruff check --config app/ruff.toml app deploy tests

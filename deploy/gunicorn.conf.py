@@ -1,8 +1,8 @@
 """gunicorn's settings for the HTTP tier: the one place its flags live.
 
-Everything runs it the same way: ``gunicorn -c deploy/gunicorn.conf.py config.wsgi``
-(the local stack, the systemd unit, the compose services). Per-host values come from the
-environment.
+Everything runs it the same way: ``gunicorn -c deploy/gunicorn.conf.py`` (the local stack,
+the systemd unit, the compose services). It serves the settings' WSGI_APPLICATION, from
+the project's directory (deploy/project.py); per-host values come from the environment.
 """
 
 import multiprocessing
@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-chdir = str(Path(__file__).resolve().parents[1] / "app")
-sys.path.insert(0, chdir)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import project  # noqa: E402 - deploy/project.py, beside this file
 
-from config.environment import load_environment  # noqa: E402 - needs chdir on the path
+chdir = str(project.setup())
 
 # Metrics: each worker keeps its counts in files of one directory (prometheus_client's
 # multiprocess mode), and the master serves them all from one endpoint (when_ready below).
@@ -31,6 +31,8 @@ METRICS_DIR = Path(
     or tempfile.mkdtemp(prefix=PRIVATE_METRICS_DIR)
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+
+wsgi_app = project.application("WSGI_APPLICATION")
 
 # Where to listen. Under systemd the socket unit hands over its socket (LISTEN_FDS) and
 # this is ignored; the local stack and compose set it.
@@ -62,7 +64,6 @@ errorlog = "-"
 # gunicorn's own loggers take the app's LOGGING (LOG_FORMAT: text or one JSON object a
 # line), read from the same settings as the workers', so every line of this log has one
 # format.
-load_environment()
 from django.conf import settings  # noqa: E402 - after the environment is read
 
 logconfig_dict = settings.LOGGING

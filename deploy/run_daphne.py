@@ -16,11 +16,13 @@ Its metrics are served beside it (realtime.metrics_endpoint: ``daphne-1.sock`` â
 import argparse
 import asyncio
 import gc
+import inspect
 import logging
 import os
 import socket
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 
@@ -43,6 +45,11 @@ def choose_event_loop(name):
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import project  # noqa: E402 - deploy/project.py, beside this file
+
+# The environment file first: it may choose the event loop, and it names the settings.
+DJANGO_DIR = project.setup()
 if __name__ == "__main__":  # not when tests import this module for its constants
     choose_event_loop(os.environ.get("DAPHNE_EVENT_LOOP") or "uvloop")
     # One process, one registry: never gunicorn's multiprocess files, even if the
@@ -52,18 +59,16 @@ if __name__ == "__main__":  # not when tests import this module for its constant
 # Importing daphne.server installs Twisted's asyncio reactor: it must come after the
 # event loop policy and before anything else that imports Twisted.
 import daphne.server  # noqa: E402
+import fast_path  # noqa: E402 - deploy/fast_path.py, beside this file
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol  # noqa: E402
 from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
-from twisted.internet import defer, reactor, task  # noqa: E402
+from fast_path import SEND_BUFFER_HIGH_WATER, buffered_bytes  # noqa: E402
+from twisted.internet import abstract, defer, reactor, task  # noqa: E402
 
-APP_DIR = Path(__file__).resolve().parents[1] / "app"
-sys.path.insert(0, str(APP_DIR))
-
-from config.environment import load_environment  # noqa: E402 - needs APP_DIR on the path
-from realtime import logs, metrics_endpoint  # noqa: E402
+from realtime import logs, metrics_endpoint  # noqa: E402 - the kit, in DJANGO_DIR
 from realtime.close_codes import SERVICE_RESTART  # noqa: E402
 from realtime.metrics import (  # noqa: E402
     restore_counts,
@@ -140,22 +145,8 @@ def tune_garbage_collector(mode):
     return mode == "tuned"
 
 
-# daphne hands each frame the application sends to Twisted, which buffers whatever the
-# client has not read yet, without limit, and returns at once: a replay to a slow client
-# would pile up in memory. Past this many buffered bytes on a connection, the
-# application's next send waits until it drains (polling, only while it is backed up):
-# the ASGI send is the only backpressure an application gets.
-SEND_BUFFER_HIGH_WATER = 256 * 1024
+# A send waits while its connection holds more than this unsent (fast_path.py says why).
 DRAIN_POLL_SECONDS = 0.01
-
-
-def buffered_bytes(transport):
-    """Bytes a Twisted connection holds for the kernel to take (FileDescriptor's buffers;
-    Twisted has no public accessor). 0 for a transport that keeps none of its own."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
 
 
 class ServerWebSocketProtocol(WebSocketProtocol):
@@ -182,6 +173,13 @@ class ServerWebSocketProtocol(WebSocketProtocol):
         tally.bytes_sent += len(payload)
         return super().sendMessage(payload, *args, **kwargs)
 
+    def sendPreparedMessage(self, preparedMsg):
+        # The fast path's frames (realtime.fanout: framed once for many sockets). daphne
+        # accepts no compression, so these never go through sendMessage as well.
+        tally.frames_sent += 1
+        tally.bytes_sent += len(preparedMsg.payload)
+        super().sendPreparedMessage(preparedMsg)
+
     def serverClose(self, code=None):
         self.server_close_code = code or AutobahnProtocol.CLOSE_STATUS_CODE_NORMAL
         if code in AutobahnProtocol.CLOSE_STATUS_CODES_ALLOWED:
@@ -197,9 +195,14 @@ class ServerWebSocketProtocol(WebSocketProtocol):
         super().onClose(wasClean, self.server_close_code or code, reason)
 
 
+class FastPathWebSocketProtocol(fast_path.FrameWriter, ServerWebSocketProtocol):
+    """The protocol with the fast path (DAPHNE_FAST_PATH=on): deploy/fast_path.py."""
+
+
 class GracefulServer(daphne.server.Server):
     """daphne's server, stopping in an order clients and nginx can act on."""
 
+    fast_path = True  # DAPHNE_FAST_PATH, set by main()
     metrics_bind = None  # where to serve this instance's metrics (set by main)
     counts_file = None  # where a graceful stop leaves its counts for the next instance
 
@@ -230,14 +233,21 @@ class GracefulServer(daphne.server.Server):
             metrics_endpoint.serve(self.metrics_bind)
         watch_event_loop_lag(daphne.server.twisted_loop)
         loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
-        logger.info("run_daphne: %s, event loop: %s", logs.process_name, loop)
+        fast = "on" if self.fast_path else "off"
+        logger.info("run_daphne: %s, fast path: %s, event loop: %s", logs.process_name, fast, loop)
 
     def use_server_protocol(self):
-        self.ws_factory.protocol = ServerWebSocketProtocol
+        self.ws_factory.protocol = (
+            FastPathWebSocketProtocol if self.fast_path else ServerWebSocketProtocol
+        )
         # On a protocol error (a frame over the size limit, invalid UTF-8), send the close
         # code (1009, 1007...) before closing; autobahn's default drops the TCP
         # connection, which a client sees as a bare 1006.
         self.ws_factory.setProtocolOptions(failByDrop=False)
+
+    def create_application(self, protocol, scope):
+        fast_path.offer_frames(protocol, scope)
+        return super().create_application(protocol, scope)
 
     async def handle_reply(self, protocol, message):
         await super().handle_reply(protocol, message)
@@ -409,14 +419,63 @@ def process_name(bind):
     return Path(rest).stem if kind == "unix" else f"daphne:{rest.rpartition(':')[2]}"
 
 
+# What this launcher reaches into beyond daphne's options, each for a gap upstream. Checked
+# at start: an upgrade that moves one stops here with one line naming the package and its
+# version, instead of failing mid-traffic (or, for the send buffer, silently).
+INTERNALS = [
+    # Connection draining, 1012 closes spread over a window (daphne#177): daphne's shutdown
+    # step, its listening ports and its per-connection bookkeeping.
+    ("daphne", daphne.server.Server, "kill_all_applications"),
+    ("daphne", daphne.server.Server, "listen_success"),
+    ("daphne", daphne.server.Server, "protocol_disconnected"),
+    ("daphne", daphne.server.Server, "connections"),
+    ("daphne", daphne.server.Server, "ws_factory"),
+    # The fast path (fast_path.py, which lists what it reaches into itself): the scope.
+    ("daphne", daphne.server.Server, "create_application"),
+    # Backpressure: a send waits while the connection is backed up (handle_reply), and
+    # Twisted exposes no size for a transport's send buffer.
+    ("daphne", daphne.server.Server, "handle_reply"),
+    ("Twisted", abstract.FileDescriptor, "dataBuffer"),
+    ("Twisted", abstract.FileDescriptor, "_tempDataLen"),
+    # Close codes 1008, 1012, 1013 (daphne#374, autobahn-python#1642: autobahn's sendClose
+    # accepts only 1000 and 3000-4999).
+    ("autobahn", AutobahnProtocol, "CLOSE_STATUS_CODES_ALLOWED"),
+    ("autobahn", AutobahnProtocol, "sendCloseFrame"),
+    ("daphne", WebSocketProtocol, "serverClose"),
+    # Ending open Server-Sent Events streams on a stop: is a response streaming yet?
+    ("daphne", WebRequest, "_response_started"),
+]
+# The releases those were checked against; another one starts with a warning.
+TESTED_RELEASES = {"daphne": ("4.1", "4.2"), "autobahn": ("24.", "25.", "26."),
+                   "Twisted": ("24.", "25.", "26.")}  # fmt: skip
+
+
+def check_internals():
+    """Exit with one line if an internal the launcher relies on is gone; warn on a release
+    it was not tested with."""
+    for package, owner, name in INTERNALS:
+        if not (hasattr(owner, name) or name in inspect.getsource(owner)):
+            sys.exit(
+                f"run_daphne: {package} {version(package)} has no {owner.__name__}.{name}, which "
+                "this launcher relies on (see INTERNALS in deploy/run_daphne.py)"
+            )
+    for package, tested in TESTED_RELEASES.items():
+        if not version(package).startswith(tested):
+            print(f"run_daphne: warning: {package} {version(package)} is untested here "
+                  f"(tested: {', '.join(tested)}x)", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def main(argv=None):
+    check_internals()
+    GracefulServer.fast_path = fast_path.switched_on(os.environ.get("DAPHNE_FAST_PATH") or "on")
+    if GracefulServer.fast_path:
+        fast_path.check_internals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bind", default=os.environ.get("DAPHNE_BIND"), required=False)
     args = parser.parse_args(argv)
     if not args.bind:
         parser.error("--bind (or DAPHNE_BIND) is required")
-    load_environment()
-    os.chdir(APP_DIR)  # daphne imports the application relative to the working directory
+    os.chdir(DJANGO_DIR)  # daphne imports the application relative to the working directory
     bind = metrics_endpoint.systemd_bind() if args.bind == "systemd" else args.bind
     logs.process_name = process_name(bind)
     GracefulServer.metrics_bind = metrics_endpoint.metrics_bind(bind)
@@ -424,7 +483,7 @@ def main(argv=None):
 
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
-    cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, "config.asgi:application"])
+    cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, project.application("ASGI_APPLICATION")])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from realtime.scope import client_address
 from realtime.text import InvalidText
 from realtime.throttle import client_of
 
-from .events import is_valid_room_name, room_group
+from .events import EVENT_TYPE, is_valid_room_name, room_group
 from .services import post_message, posting_refusal, room_stream, validate_chat_message
 
 
@@ -18,6 +18,9 @@ class ChatConsumer(StoredEventConsumer):
     ``?since=<id>`` every message after that id (a reconnecting client's resume; past
     1,000 of them, a reset and the last 50: see realtime.replay).
     """
+
+    # Every member gets the same frame: written once per process (realtime.fanout).
+    fast_path_events = frozenset({EVENT_TYPE})
 
     async def connect(self):
         room = self.scope["url_route"]["kwargs"]["room"]
@@ -60,5 +63,5 @@ class ChatConsumer(StoredEventConsumer):
             post_message(self.room, user, text)
         return refusal
 
-    async def chat_message(self, event):
+    async def chat_message(self, event):  # without the fast path
         await self.relay_event(event)

@@ -1,16 +1,18 @@
 """Every websocket route of the project, assembled here as config/urls.py assembles its
-URLs (config.asgi wraps them in the origin check and the auth stack). The kit's own routes
-(the echo endpoint, and a clear close code for any other path) frame the apps' routes."""
+URLs, each app's routes named by their module (config.asgi wraps them all in the origin
+check and the auth stack). The kit's own routes frame the apps': the echo endpoint first,
+a clear close code for any other path last."""
 
 from django.urls import path, re_path
+from django.utils.module_loading import import_string
 
-from chat.routing import websocket_urlpatterns as chat_urlpatterns
-from notifications.routing import websocket_urlpatterns as notification_urlpatterns
 from realtime.consumers import EchoConsumer, NotFoundConsumer
 
 websocket_urlpatterns = [
     path("ws/echo/", EchoConsumer.as_asgi()),
-    *chat_urlpatterns,
-    *notification_urlpatterns,
+    # demo: begin
+    *import_string("chat.routing.websocket_urlpatterns"),
+    *import_string("notifications.routing.websocket_urlpatterns"),
+    # demo: end
     re_path(r"", NotFoundConsumer.as_asgi()),
 ]

@@ -3,7 +3,7 @@ from channels.db import database_sync_to_async
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
 
-from .events import user_group
+from .events import EVENT_TYPE, user_group
 from .services import latest_notification_id, user_stream
 
 
@@ -17,6 +17,9 @@ class NotificationConsumer(StoredEventConsumer):
     Anonymous clients are accepted and then closed with 4401, so a browser can tell
     "sign in" apart from a network failure (a refused handshake shows only as 1006).
     """
+
+    # Every socket of the user gets the same frame: written once per process (realtime.fanout).
+    fast_path_events = frozenset({EVENT_TYPE})
 
     async def connect(self):
         user = self.scope["user"]
@@ -39,5 +42,5 @@ class NotificationConsumer(StoredEventConsumer):
     def stored_stream(self):
         return user_stream(self.scope["user"].id)
 
-    async def notification(self, event):
+    async def notification(self, event):  # without the fast path
         await self.relay_event(event)

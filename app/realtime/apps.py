@@ -7,10 +7,12 @@ class RealtimeConfig(AppConfig):
 
     def ready(self):
         from . import (
+            catch_up,
             checks,  # noqa: F401 - registers the channel-layer system checks
             layer,
             redis_hosts,
         )
 
         layer.check_internals()
+        catch_up.check_internals()
         redis_hosts.hosts()  # bad REDIS_* values refuse to start (ImproperlyConfigured)

@@ -4,18 +4,25 @@ Redis pub/sub keeps no backlog: an event published while a daphne's subscription
 (Redis restarting, a Sentinel failover, a dropped connection) never reaches that process,
 and its open sockets would miss it without knowing. Chat messages and notifications are
 rows in the database, so when redis-py re-establishes a subscription connection, every
-such socket in the process holds its live events, re-reads what was stored after the last
-id it sent, sends that, then sends what it held, dropping copies
+such socket in the process falls behind (live events wait), then re-reads what was
+stored after the last id it sent and goes live again, dropping copies
 (``realtime.consumers.StoredEventConsumer``). Clients get what they missed on the socket
 they already have, in order, each once.
+
+A socket of the fast path whose connection backed up catches up the same way (``start``),
+once its connection has room.
 
 Its hook is installed on every layer connection by ``redis_hosts`` (the layer's hosts).
 """
 
 import asyncio
 import functools
+import inspect
 import logging
 import weakref
+from importlib.metadata import version
+
+from django.core.exceptions import ImproperlyConfigured
 
 from .metrics import tally
 
@@ -39,6 +46,18 @@ def forget(stream):
     _streams.discard(stream)
 
 
+def check_internals():
+    """redis-py has no public "reconnected" signal (on_redis_connect reads a connection's
+    registered callbacks instead): refuse to start on a release that moved them."""
+    from redis.asyncio.connection import AbstractConnection
+
+    if "_connect_callbacks" not in inspect.getsource(AbstractConnection.__init__):
+        raise ImproperlyConfigured(
+            f"redis {version('redis')} lacks the connection internals realtime/catch_up.py "
+            "relies on"
+        )
+
+
 async def on_redis_connect(connection):
     """redis-py's connect hook (``redis_connect_func``) for every channel-layer connection.
 
@@ -48,14 +67,18 @@ async def on_redis_connect(connection):
     published meanwhile were lost to this process.
     """
     await connection.on_connect()
-    if connection._connect_callbacks:  # redis-py has no public "reconnected" signal
+    # redis-py has no public "reconnected" signal; its PubSub's connect callback runs only
+    # when the link comes back (redis-py#1332), so a registered one marks a re-connection.
+    if connection._connect_callbacks:
         tally.layer_reconnects += 1
         subscription_restored()
 
 
 def subscription_restored():
-    """Hold every stream's live events now; catch them up once the subscription settled."""
-    streams = [stream for stream in _streams if stream.hold_live_events()]
+    """Every stream falls behind now; they catch up once the subscription settled."""
+    streams = [stream for stream in _streams if not (stream.closing or stream.disconnected)]
+    for stream in streams:
+        stream.fall_behind()
     if streams:
         logger.warning("channel layer subscription restored: catching up %d sockets", len(streams))
         asyncio.get_running_loop().call_later(SETTLE_SECONDS, _catch_up, streams)
@@ -63,13 +86,25 @@ def subscription_restored():
 
 def _catch_up(streams):
     for stream in streams:
-        task = asyncio.ensure_future(stream.catch_up())
-        _tasks.add(task)
-        task.add_done_callback(functools.partial(_finished, stream.scope.get("path")))
+        # Again: one that caught up early (its connection had room again) read before
+        # the subscription settled.
+        stream.fall_behind()
+        start(stream)
+
+
+def start(stream):
+    """Catch ``stream`` up, in a task of its own; one at a time (a catch-up running
+    already reads again before it ends: the stream is behind)."""
+    if stream.catching_up is not None and not stream.catching_up.done():
+        return
+    task = stream.catching_up = asyncio.ensure_future(stream.catch_up())
+    _tasks.add(task)
+    task.add_done_callback(functools.partial(_finished, stream.scope.get("path")))
 
 
 def _finished(path, task):
-    """A catch-up that failed leaves the socket open: the client's next resume fills in."""
+    """A catch-up ends; one that failed has closed its socket already (the client
+    resumes), so this only logs what escaped that."""
     _tasks.discard(task)
     if not task.cancelled() and (error := task.exception()) is not None:
         logger.warning("catch-up failed path=%s", path, exc_info=error)

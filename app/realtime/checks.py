@@ -1,4 +1,4 @@
-"""System checks for the article's channel-layer pitfalls (``manage.py check [--deploy]``).
+"""System checks for the common channel-layer pitfalls (``manage.py check [--deploy]``).
 
 - no channel layer: group_send has nowhere to go, and consumers get no channel name;
 - an in-memory layer in production: gunicorn's pushes never reach daphne's sockets;

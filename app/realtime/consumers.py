@@ -1,5 +1,6 @@
 """The base consumer every websocket endpoint builds on, and the echo endpoint."""
 
+import asyncio
 import logging
 from contextlib import aclosing
 from time import monotonic
@@ -11,7 +12,7 @@ from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from redis.exceptions import RedisError
 
-from . import catch_up, close_codes, layer, metrics, reauth, replay, request_id
+from . import catch_up, close_codes, fanout, layer, metrics, reauth, replay, request_id
 from .limits import MessageRate, socket_caps
 from .metrics import tally
 from .scope import TICKET_SUBPROTOCOL, parse_message_id, query_param, ticket_offered
@@ -38,6 +39,8 @@ try:
     from autobahn.exception import Disconnected as CLIENT_GONE
 except ImportError:  # another ASGI server: its own way, not an error to log here
     CLIENT_GONE = ()
+# How often a socket behind a backed-up connection looks whether it has room again.
+DRAIN_POLL_SECONDS = 0.05
 
 
 class JsonTextConsumer(AsyncWebsocketConsumer):
@@ -166,10 +169,12 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         """Say why, then close with ``code`` (accepting the handshake first if needed).
 
         A refused handshake reaches a browser as a bare 1006 with no reason, so the
-        client could not tell "sign in" from "bad room" from a network failure.
+        client could not tell "sign in" from "bad room" from a network failure. From here
+        on nothing else is sent: no live event slips between the reason and the close.
         """
         if self.handshake_outcome is None:
             self.count_handshake(metrics.HANDSHAKE_OUTCOMES.get(code, "error"))
+        self.closing = True
         if not self.accepted:
             await self.accept()
         await self.send_error(reason)
@@ -278,9 +283,13 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         await self.send_json({"error": reason})
 
     async def forward_event(self, event):
-        tally.deliveries += 1
         await self.send(text_data=event["text"])
-        if "request_id" in event:  # pushed by an HTTP request: followed into the logs
+        self.delivered(event)
+
+    def delivered(self, event):
+        """Counted, and followed into the logs if an HTTP request pushed it."""
+        tally.deliveries += 1
+        if "request_id" in event:
             self.log_delivery(event)
 
     def log_delivery(self, event):
@@ -321,31 +330,66 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
 
 class StoredEventConsumer(JsonTextConsumer):
     """A socket whose events are stored rows with increasing ids (chat messages,
-    notifications): it knows what it sent by id, so it can be sent what it missed.
+    notifications), each stream published in id order (realtime.streams): the newest id
+    it sent says what it has, so it can be sent what it missed.
 
-    Rows read from the database (a backlog, a resume, a catch-up) go out through
-    ``replay``, under realtime.replay's rules (page by page, bounded, taking turns); live
-    group events through ``relay_event``, which drops a copy of a row already sent.
-    Subclasses implement ``stored_stream()``: the realtime.replay.StoredStream the socket
-    follows. When the channel layer's subscription comes back after an outage,
-    ``realtime.catch_up`` calls ``hold_live_events`` and then ``catch_up``.
+    Rows read from the database (the backlog ``connect`` sends, a catch-up) go out through
+    ``replay``, under realtime.replay's rules (page by page, bounded, taking turns). Live
+    events go out only while the socket is *live*, in step with its stream. Until then
+    (its backlog still going out, a catch-up after a Redis outage, its connection backed
+    up) a live event is neither sent nor kept: the socket notes that it missed one and,
+    before going live, reads its stream again after the newest id it sent. The database is
+    the one buffer: nothing piles up per socket, and an event whose id is not newer than
+    the last one sent is a copy, dropped. So each row arrives once, in order.
+
+    Live events come one of two ways, the same rules for both: for the event types in
+    ``fast_path_events``, the process's fan-out writes the frame straight to the
+    connection when the server offers it (realtime.fanout, ``take_frame``); otherwise the
+    consumer's handler calls ``relay_event``.
+
+    Subclasses implement ``stored_stream()`` (the realtime.replay.StoredStream the socket
+    follows); their ``connect`` joins the group, accepts and sends the backlog
+    (``replay``); the socket goes live once it returns. After an outage of the channel
+    layer's subscription, ``realtime.catch_up`` calls ``fall_behind`` and then ``catch_up``.
     """
 
-    last_sent_id = 0  # the newest id sent; a catch-up reads what was stored after it
-    stored_ids = frozenset()  # ids sent from the database: a live copy of one is dropped
-    held_events = None  # during a catch-up: live events that arrived meanwhile, in order
-    catch_up_after = 0  # last_sent_id when the hold began: the catch-up reads after it
+    fast_path_events = frozenset()  # event types realtime.fanout may write for this socket
+    last_sent_id = 0  # the newest id sent: a live event not newer than it is a copy
+    live = False  # in step with the stream: live events go out as they come
+    missed = False  # a live event went by while not live: read the stream again first
+    catching_up = None  # the task bringing the socket back in step, while one runs
+    frames = None  # the connection's frame writer, when on the fast path (realtime.fanout)
+    handler_busy = False  # realtime.fanout handed the handlers an event not yet handled
 
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
         finally:
             catch_up.forget(self)
+            fanout.leave(self)
 
     async def websocket_connect(self, message):
+        # The consumer's own task brings the socket in step: the backlog, then what went
+        # by meanwhile. Followed from the start: an outage meanwhile makes it read again.
+        self.catching_up = asyncio.current_task()
+        catch_up.follow(self)
         await super().websocket_connect(message)
-        if self.accepted and not self.closing:  # after the backlog: a catch-up follows it
-            catch_up.follow(self)
+        if self.accepted and not self.closing:
+            await self.go_live()
+        self.catching_up = None
+
+    async def join_group(self, group):
+        fanout.join(self)  # first: the group's events may come as soon as it is joined
+        await super().join_group(group)
+
+    async def dispatch(self, message):
+        await super().dispatch(message)
+        if (
+            self.handler_busy
+            and not message["type"].startswith("websocket.")
+            and not layer.pending_events(self.channel_layer, self.channel_name)
+        ):
+            self.handler_busy = False  # every event handed to the handlers is handled
 
     async def replay(self, since):
         """Send the stored rows owed after id ``since`` (None: a fresh start); how many."""
@@ -359,53 +403,70 @@ class StoredEventConsumer(JsonTextConsumer):
 
     async def send_stored(self, payloads):
         """Send rows read from the database, but none already sent; after a reset frame
-        every row is new to the client, which starts over. How many rows it sent."""
-        sent = []
+        the client starts over, with rows all newer than what it had. How many rows it sent."""
+        sent = 0
         for payload in payloads:
-            if payload["type"] == replay.RESET:
-                self.stored_ids = frozenset()
-            elif payload["id"] in self.stored_ids:
-                continue
-            else:
-                sent.append(payload["id"])
+            if payload["type"] != replay.RESET:
+                if payload["id"] <= self.last_sent_id:
+                    continue
+                self.last_sent_id = payload["id"]
+                sent += 1
             await self.send_json(payload)
-        if sent:
-            self.stored_ids = self.stored_ids.union(sent)
-            self.last_sent_id = max(self.last_sent_id, sent[-1])
-        return len(sent)
+        return sent
 
     async def relay_event(self, event):
-        if self.held_events is not None:
-            self.held_events.append(event)
-        else:
-            await self._send_live(event)
-
-    async def _send_live(self, event):
-        if event["id"] not in self.stored_ids:
+        """A live event reaching the consumer's handler (the fast path's ``take_frame``)."""
+        if not self.live or self.closing:
+            self.missed = True
+        elif event["id"] > self.last_sent_id:
+            self.last_sent_id = event["id"]
             await self.forward_event(event)
-            self.last_sent_id = max(self.last_sent_id, event["id"])
+
+    def take_frame(self, event, frame):
+        """``relay_event`` on the fast path: a live event and its frame (realtime.fanout)."""
+        if not self.live or self.closing:
+            self.missed = True
+        elif event["id"] > self.last_sent_id:
+            if self.frames.send_frame(frame):
+                self.last_sent_id = event["id"]
+                self.delivered(event)
+            else:  # backed up: what it misses waits in the database until it has room
+                self.fall_behind()
+                catch_up.start(self)
 
     def stored_stream(self):
         raise NotImplementedError
 
-    def hold_live_events(self):
-        """Start a catch-up: from now on live events wait. False if none is needed now."""
-        if self.held_events is not None or self.closing or self.disconnected:
-            return False
-        self.held_events, self.catch_up_after = [], self.last_sent_id
-        return True
+    async def go_live(self):
+        """Read the stream again after the last id sent while a live event went by
+        meanwhile; then in step, live. How many rows it sent."""
+        sent = 0
+        while self.missed and not (self.closing or self.disconnected):
+            self.missed = False
+            sent += await self.replay(self.last_sent_id)
+        self.live = not (self.closing or self.disconnected)
+        return sent
+
+    def fall_behind(self):
+        """Out of step with the stream (events lost with the layer's subscription, or not
+        written to a backed-up connection): live events wait for ``catch_up``."""
+        self.live, self.missed = False, True
 
     async def catch_up(self):
-        """Send what was stored since the last id sent before the outage, then what was held."""
+        """Once the connection has room, send what was missed, then go live again. If
+        that fails (the database restarting), the socket is closed as any failure closes
+        it (1013, 1011): out of step, it would miss events silently; the client resumes."""
         tally.catch_ups += 1
         try:
-            if not (self.closing or self.disconnected):
-                tally.catch_up_messages += await self.replay(self.catch_up_after)
-        finally:  # even if the read failed, live events flow again: first the held ones
-            # (events arriving meanwhile still queue behind them), then the hold ends.
-            while self.held_events and not (self.closing or self.disconnected):
-                await self._send_live(self.held_events.pop(0))
-            self.held_events = None
+            while (
+                self.frames is not None
+                and self.frames.backed_up()
+                and not (self.closing or self.disconnected)
+            ):
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
+            tally.catch_up_messages += await self.go_live()
+        except Exception as error:  # noqa: BLE001 - turned into a close code, and logged
+            await self.close_after_failure(error, self.base_send)
 
 
 class EchoConsumer(JsonTextConsumer):

@@ -20,11 +20,18 @@ Under connection churn with group traffic that is one leaked subscription per su
 and memory that only grows (channels_redis#276, daphne#373): measured here by
 tests/load/soak.py.
 
+And the pub/sub layer hands each group message first to realtime.fanout (the fast path),
+which writes it once per process to the members that take it that way and queues it for
+the others, as the layer would: its shard connections are this module's ``FanOutShard``.
+
 This reaches into the layer's internals (its per-event-loop layer, ``channels``,
-``_get_shard``, each shard's ``_receive_message``); ``check_internals`` refuses to start on a
-channels_redis that lacks them.
+``groups``, ``_get_shard``, its shard connections and how it receives on them);
+``check_internals`` refuses to start on a channels_redis that lacks them.
 """
 
+import asyncio
+import inspect
+import logging
 from importlib.metadata import version
 
 from channels_redis.core import RedisChannelLayer
@@ -33,38 +40,53 @@ from channels_redis.pubsub import (
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
+from channels_redis.utils import _wrap_close
+from django.core.exceptions import ImproperlyConfigured
 
-from . import redis_hosts
+from . import fanout, redis_hosts
 from .metrics import tally
+
+logger = logging.getLogger(__name__)
 
 # The channels_redis releases whose pub/sub internals this module was written against.
 TESTED_VERSIONS = ("4.2", "4.3")
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):
+    fans_out = True  # group messages go through realtime.fanout
+
     def __init__(self, *args, hosts=None, **kwargs):
         super().__init__(*args, hosts=hosts or redis_hosts.hosts(), **kwargs)
 
     def _get_layer(self):
-        layer = super()._get_layer()
-        if not getattr(layer, "counting", False):  # a new event loop's layer
-            for shard in layer._shards:
-                shard._receive_message = counting_group_events(shard._receive_message)
-            layer.counting = True
-        return layer
+        # channels_redis' own, with a loop layer whose shards hand group messages over.
+        loop = asyncio.get_running_loop()
+        if loop not in self._layers:
+            self._layers[loop] = FanOutLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+        return self._layers[loop]
 
 
-def counting_group_events(receive_message):
-    """A shard's handler of what Redis delivers, counting the group events among it."""
+class FanOutLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._shards = [FanOutShard(shard.host, self) for shard in self._shards]
 
-    def receive_and_count(message):
+
+class FanOutShard(RedisSingleShardConnection):
+    def _receive_message(self, message):
         if message is not None:
-            channel = message["channel"]  # bytes, as redis-py delivers it by default
-            if (b"__group__" if isinstance(channel, bytes) else "__group__") in channel:
+            name = message["channel"]
+            name = name.decode() if isinstance(name, bytes) else name
+            if "__group__" in name:  # a group event: counted once, before its members get it
                 tally.layer_events += 1
-        receive_message(message)
-
-    return receive_and_count
+            members = self.channel_layer.groups.get(name) if fanout.in_use() else None
+            if members:
+                layer = self.channel_layer
+                fanout.deliver(members, message["data"], layer.channel_layer.deserialize,
+                               layer.channels)  # fmt: skip
+                return
+        super()._receive_message(message)
 
 
 class CoreChannelLayer(RedisChannelLayer):
@@ -84,16 +106,30 @@ async def release(layer, channel, groups):
         await loop_layer._get_shard(channel).unsubscribe(channel)
 
 
+def pending_events(layer, channel):
+    """How many messages wait in ``channel``'s queue (0 on a layer that keeps none here)."""
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return 0
+    queue = layer._get_layer().channels.get(channel)
+    return 0 if queue is None else queue.qsize()
+
+
 def check_internals():
-    """A clear error at start, not an AttributeError mid-traffic, on an untested release."""
+    """A clear error at start, not an AttributeError mid-traffic, if an internal this module
+    relies on is gone; a warning on a release it was not tested with."""
     found = version("channels-redis")
-    present = (
+    loop_layer = inspect.getsource(RedisPubSubLoopLayer)
+    shard = inspect.getsource(RedisSingleShardConnection)
+    if not (
         hasattr(RedisPubSubChannelLayer, "_get_layer")
+        and "self._layers" in inspect.getsource(RedisPubSubChannelLayer)
         and hasattr(RedisPubSubLoopLayer, "_get_shard")
-        and hasattr(RedisSingleShardConnection, "_receive_message")
-    )
-    if not present or not found.startswith(TESTED_VERSIONS):
-        raise RuntimeError(
-            f"channels-redis {found} is not one realtime/layer.py was tested with "
-            f"({', '.join(TESTED_VERSIONS)}.x): check its pub/sub internals, then add it"
+        and all(name in loop_layer for name in ("self.channels", "self.groups", "self._shards"))
+        and "def _receive_message(self, message)" in shard
+        and "self.host" in shard
+    ):
+        raise ImproperlyConfigured(
+            f"channels-redis {found} lacks the pub/sub internals realtime/layer.py relies on"
         )
+    if not found.startswith(TESTED_VERSIONS):
+        logger.warning("channels-redis %s is untested with realtime/layer.py", found)

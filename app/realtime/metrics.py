@@ -94,8 +94,8 @@ TALLY_COUNTERS = [
      "layer (one per event, however many of its sockets are members).", "layer_events"),
     ("realtime_group_event_deliveries", "Group events handed to member sockets (one per "
      "member).", "deliveries"),
-    ("realtime_catch_ups", "Sockets caught up from the database after the layer's "
-     "subscription came back.", "catch_ups"),
+    ("realtime_catch_ups", "Sockets caught up from the database: after the layer's "
+     "subscription came back, or once a backed-up connection had room.", "catch_ups"),
     ("realtime_catch_up_messages", "Stored messages those catch-ups sent.", "catch_up_messages"),
     ("realtime_send_buffer_waits", "Sends that waited for a slow client's buffer to drain "
      "(nothing is dropped: the sender waits).", "send_buffer_waits"),

@@ -31,10 +31,13 @@ from supervisor.xmlrpc import SupervisorTransport
 from websockets.sync.client import connect
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-APP_DIR = REPO_DIR / "app"
-TEMPLATE_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(TEMPLATE_DIR.parent))
+sys.path.insert(0, str(REPO_DIR / "deploy"))
+import project  # noqa: E402 - deploy/project.py
 import render as kit  # noqa: E402 - deploy/render.py: the kit's templates, filled alike
+
+# The environment file read (never overriding the real environment), the project found.
+DJANGO_DIR = project.setup()
+TEMPLATE_DIR = Path(__file__).resolve().parent
 
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT = 60
@@ -68,6 +71,7 @@ class Stack:
     daphne_instances: int
     own_redis: bool
     allowed_hosts: list
+    demo_users: bool  # the demo's sign-in (settings.DEMO_USERS_ALLOWED), if there is a demo
     # nginx's private metrics server: METRICS_PORT for `make up` and the tests' stacks;
     # None, none (the bench's floor, which serves no metrics and must not take 9405).
     metrics_port: int = None
@@ -76,10 +80,6 @@ class Stack:
     @classmethod
     def from_environment(cls):
         """Read the same .env and settings as the Django processes will."""
-        sys.path.insert(0, str(APP_DIR))
-        from config.environment import load_environment
-
-        load_environment()  # never overrides the real environment
         from django.conf import settings
 
         stack = cls(
@@ -92,6 +92,7 @@ class Stack:
             daphne_instances=int(os.environ.get("DAPHNE_INSTANCES") or 2),
             own_redis=not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")),
             allowed_hosts=settings.ALLOWED_HOSTS,
+            demo_users=getattr(settings, "DEMO_USERS_ALLOWED", False),
             metrics_port=int(os.environ.get("METRICS_PORT") or 9405),
             project_name=settings.PROJECT_NAME,
         )
@@ -290,7 +291,7 @@ def manage(stack, *args):
     """Run a manage.py command; on failure show its output and keep it in the log dir."""
     log = stack.log_dir / f"manage-{args[0]}.log"
     result = subprocess.run(
-        [sys.executable, str(APP_DIR / "manage.py"), *args],
+        [sys.executable, str(DJANGO_DIR / "manage.py"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     log.write_text(result.stdout)
@@ -406,14 +407,16 @@ def up(stack):
         if started:
             down(stack, quiet=True)  # leave nothing half-running behind
         raise
-    step("Creating the demo users")
-    manage(stack, "demo_data")
+    if stack.demo_users:
+        step("Creating the demo users")
+        manage(stack, "demo_data")
     step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
     print(
         f"    metrics: {stack.metrics_url}/{stack.project_name}/<process>/metrics "
         f"(make top; Prometheus: {stack.prometheus_dir / 'prometheus.yml'})"
     )
-    print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
+    if stack.demo_users:
+        print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
 
 
 def demo_sign_in(stack):
@@ -538,7 +541,7 @@ def top(stack):
 def smoke(stack):
     """The smoke test against this stack, with a fresh token for the push check."""
     result = subprocess.run(
-        [sys.executable, str(APP_DIR / "manage.py"), "issue_token", "smoke", "--create-user",
+        [sys.executable, str(DJANGO_DIR / "manage.py"), "issue_token", "smoke", "--create-user",
          "--name", "make smoke", "--expires-in", "1h"],
         capture_output=True, text=True,
     )  # fmt: skip

@@ -24,6 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for e2e.localstack
+# The launchers read the settings module and the environment file when imported
+# (deploy/project.py); the benchmark's stacks never read a developer's .env.
+os.environ.update(DJANGO_ENV_FILE="", DJANGO_SETTINGS_MODULE="config.settings.local")
 
 from bench import measure, profile, report  # noqa: E402
 from bench.client import ClientPool, raise_open_files_limit  # noqa: E402
@@ -106,8 +109,14 @@ def main(argv=None):
         ),
         StackTarget(
             "tuned",
-            "what `make up` ships (.env.example defaults; posting limit off)",
+            "what `make up` ships, without the fast path (DAPHNE_FAST_PATH=off)",
             scratch / "tuned",
+            DAPHNE_FAST_PATH="off",
+        ),
+        StackTarget(
+            "tuned+fast",
+            "what `make up` ships (.env.example defaults, the fast path on; posting limit off)",
+            scratch / "fast",
         ),
     ]
     results["targets"] = {target.name: target.description for target in targets}

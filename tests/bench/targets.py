@@ -101,6 +101,7 @@ class FloorTarget:
             daphne_instances=1,
             own_redis=False,
             allowed_hosts=["127.0.0.1"],
+            demo_users=False,
         )
         self.socket = self.config.run_dir / "floor.sock"
         self.processes = []

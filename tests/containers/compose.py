@@ -53,7 +53,7 @@ class ComposeProject:
     def run_documented(self, script, env=None, timeout=COMMAND_TIMEOUT, check=True):
         """A shell block of the docs, in the checkout, with Compose 1.29 (see the module)."""
         if re.search(r"docker compose .*--build", script):
-            self.build_images()
+            self.build_images(env)
             script = re.sub(r"(docker compose .*)--build", r"\1--no-build", script)
         script = script.replace("docker compose ", f"{COMPOSE} ")
         return self.engine.run(
@@ -61,9 +61,10 @@ class ComposeProject:
             env={**self.env, **(env or {})}, timeout=timeout, check=check,
         )  # fmt: skip
 
-    def build_images(self):
-        """Every image the compose file builds, as its `build:` sections say, timed."""
-        services = YAML(typ="safe").load((self.directory / self.file).read_text())["services"]
+    def build_images(self, env=None):
+        """Every image the compose file builds, as its `build:` sections say (with the
+        variables filled in from .env and ``env``, as compose does), timed."""
+        services = YAML(typ="safe").load(self.compose("config", env=env).stdout)["services"]
         built = {}
         for service in services.values():
             if "build" not in service or service["image"] in built:

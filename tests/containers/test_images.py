@@ -15,7 +15,7 @@ from containers.engine import DOCKER
 from containers.standins import STANDINS, named_base_images
 from deploykit.kit import REPO_DIR, copy_checkout
 
-APP, NGINX = "realtime-django-app", "realtime-django-nginx"
+APP, NGINX = "realtime-app", "realtime-nginx"  # PROJECT_NAME-app, PROJECT_NAME-nginx
 SECRET = "developer-secret-never-in-an-image"
 CLUTTER = [".env", ".venv/bin/python", "var/db.sqlite3", ".git/HEAD", "app/web/__pycache__/x.pyc"]
 # Whatever of the checkout must stay out: the developer's settings, virtualenv, state, tests.
@@ -28,7 +28,9 @@ def engine_with_images(engine, tmp_path_factory, figures):
     for name in CLUTTER:
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)
         (checkout / name).write_text(f"SECRET_KEY={SECRET}\n")
-    ComposeProject(engine, checkout, "docker-compose.prod.yml").build_images()
+    # Compose refuses to read the file without the variables it marks required.
+    required = {"POSTGRES_PASSWORD": "unused", "DOMAIN": "unused.example"}
+    ComposeProject(engine, checkout, "docker-compose.prod.yml").build_images(required)
     for image in (APP, NGINX):
         size = engine.inspect(image)[0]["Size"]
         figures(f"image {image}: {size / 1e6:.0f} MB")

@@ -520,11 +520,11 @@ async def test_a_code_change_deploys_with_seconds_of_502_and_no_message_lost(sta
     follower.cancel()
 
     # Rebuilt without reinstalling a dependency: the venv layer came from the cache.
-    output = project.build_output["realtime-django-app"]
+    output = project.build_output["realtime-app"]
     pip_step = output.split("/opt/venv/bin/pip install")[1].split("Step ")[0]
     assert "Using cache" in pip_step, pip_step
-    figures(f"production: code-only rebuild {project.build_seconds['realtime-django-app']:.1f} s "
-            f"(app), {project.build_seconds['realtime-django-nginx']:.1f} s (nginx); "
+    figures(f"production: code-only rebuild {project.build_seconds['realtime-app']:.1f} s "
+            f"(app), {project.build_seconds['realtime-nginx']:.1f} s (nginx); "
             "dependencies from the cache")  # fmt: skip
     # gunicorn and daphne were replaced; nginx, PostgreSQL and Redis kept running.
     after = {service: project.container_ids(service) for service in before}

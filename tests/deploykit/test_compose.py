@@ -15,7 +15,7 @@ COMPOSE_FILES = ["docker-compose.dev.yml", "docker-compose.prod.yml"]
 ENTRY_POINTS = {
     "gunicorn": (
         ["gunicorn", "-c", "deploy/gunicorn.conf.py"],
-        "bin/gunicorn -c @/deploy/gunicorn.conf.py config.wsgi",
+        "bin/gunicorn -c @/deploy/gunicorn.conf.py",
         ["deploy/systemd/gunicorn.service", "deploy/local/supervisord.conf.template"],
     ),
     "daphne": (
@@ -96,7 +96,8 @@ def test_stops_wait_for_what_the_servers_finish():
 
 def test_the_database_password_never_goes_into_a_url():
     app = load("docker-compose.prod.yml")["x-app"]["environment"]
-    assert app["DATABASE_URL"] == "postgres://realtime@postgres:5432/realtime"
+    name = "${PROJECT_NAME:-realtime}"  # user and database named after the project
+    assert app["DATABASE_URL"] == f"postgres://{name}@postgres:5432/{name}"
     assert app["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
 
 

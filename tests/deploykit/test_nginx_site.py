@@ -78,7 +78,7 @@ def local_stack_conf(tmp_path, metrics_port=9405):
         data_dir=data, run_dir=data / "run", log_dir=data / "log",
         static_root=data / "public" / "static", address="127.0.0.1", port=8080,
         daphne_instances=2, own_redis=True, allowed_hosts=["127.0.0.1", "localhost"],
-        metrics_port=metrics_port,
+        metrics_port=metrics_port, demo_users=False,
     )  # fmt: skip
     stack_module.write_configs(stack)
     return stack.run_dir / "nginx.conf"

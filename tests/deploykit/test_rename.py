@@ -6,6 +6,7 @@ The two names running side by side on one server are proven by the rehearsal
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -73,3 +74,17 @@ def test_a_name_that_cannot_name_a_user_a_unit_and_a_database_is_refused(name, t
     )  # fmt: skip
     assert result.returncode != 0
     assert "rename: the project's name must be" in result.stderr or "Usage" in result.stderr
+
+
+def test_compose_names_its_images_and_database_after_it(renamed, tmp_path):
+    """compose reads the name from .env (a fresh one, from .env.example)."""
+    shutil.copy(renamed / ".env.example", renamed / ".env")
+    required = {"POSTGRES_PASSWORD": "x", "DOMAIN": "chat.example.org", "TLS_DIR": str(tmp_path)}
+    result = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.prod.yml", "config"],
+        cwd=renamed, env={**os.environ, **required}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = result.stdout
+    assert f"image: {NEW}-app" in config and f"image: {NEW}-nginx" in config
+    assert f"POSTGRES_DB: {NEW}" in config and f"@postgres:5432/{NEW}" in config

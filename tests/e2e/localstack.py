@@ -249,12 +249,14 @@ class LocalStack:
             content = raw.decode(errors="replace")
         return status, content, response_headers
 
+    # demo: begin
     def notify(self, token, text):
         """POST /api/notifications/ with a bearer token: (status, body)."""
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         status, body, _ = self.http("POST", "/api/notifications/", {"text": text}, headers)
         return status, body
 
+    # demo: end
     def websocket(self, path, origin=None, **kwargs):
         """A websocket through nginx, with the Origin a browser on the site would send."""
         return connect(

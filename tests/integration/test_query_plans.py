@@ -21,7 +21,7 @@ ROOMS = 1_000
 USERS = 1_000
 
 FILL = f"""
-INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
+INSERT INTO users_user (password, is_superuser, username, first_name, last_name, email,
                        is_staff, is_active, date_joined)
 SELECT '!', false, 'user' || i, '', '', '', false, true, now()
 FROM generate_series(1, {USERS}) AS i;
@@ -29,7 +29,7 @@ INSERT INTO chat_chatmessage (room, username, message, created)
 SELECT 'room-' || (i % {ROOMS}), 'someone', 'message ' || i, now()
 FROM generate_series(1, {ROWS}) AS i;
 INSERT INTO notifications_notification (user_id, text, created)
-SELECT (SELECT min(id) FROM auth_user) + (i % {USERS}), 'notification ' || i, now()
+SELECT (SELECT min(id) FROM users_user) + (i % {USERS}), 'notification ' || i, now()
 FROM generate_series(1, {ROWS}) AS i;
 ANALYZE;
 """

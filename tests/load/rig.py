@@ -291,7 +291,7 @@ class LoadRig:
         ):
             expected.setdefault(("room", room), []).append(int(id_))
         for username, id_ in self.sql(
-            "SELECT u.username, n.id FROM notifications_notification n JOIN auth_user u "
+            "SELECT u.username, n.id FROM notifications_notification n JOIN users_user u "
             f"ON u.id = n.user_id WHERE n.id > {self.start_notes} ORDER BY n.id"
         ):
             expected.setdefault(("user", username), []).append(int(id_))

@@ -105,7 +105,7 @@ async def test_killing_the_redis_primary_fails_over_without_losing_messages(clus
     on_socket = set(reader.live) | reader.resumed
     not_on_socket = {id_ for id_ in after_kill if id_ < max(reader.live)} - on_socket
     lost = stored - on_socket - backlog
-    with capsys.disabled():  # the figures README.md and docs/scaling.md quote
+    with capsys.disabled():  # the figures docs/scaling.md quotes
         print(
             f"\nfailover: replica promoted {promoted_after:.1f}s after kill -9 of the primary; "
             f"first live message {gap:.1f}s after it; {len(stored)} messages stored, "

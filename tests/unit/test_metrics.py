@@ -12,7 +12,10 @@ from django.test import Client
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from unit.conftest import ORIGIN, bearer, closed_with, receive
 
+# demo: begin
 from notifications.models import Notification
+
+# demo: end
 from realtime import consumers, metrics, metrics_endpoint
 from realtime.logs import JsonFormatter
 from realtime.metrics import tally
@@ -51,8 +54,10 @@ HANDSHAKES = "realtime_websocket_handshakes_total"
     [
         ("/ws/echo/", (ORIGIN,), "accepted"),
         ("/ws/echo/", ((b"origin", b"http://evil.example"),), "origin"),
+        # demo: begin
         ("/ws/notifications/", (ORIGIN,), "auth"),
         ("/ws/chat/bad.room/", (ORIGIN,), "bad_request"),
+        # demo: end
         ("/ws/nowhere/", (ORIGIN,), "not_found"),
     ],
 )
@@ -85,6 +90,7 @@ def test_a_close_code_nobody_defined_is_other():
     assert (other.value, known.value) == (1, 1)
 
 
+# demo: begin
 def test_groups_are_counted_by_kind_and_consumers_by_endpoint():
     from chat.consumers import ChatConsumer
     from notifications.consumers import NotificationConsumer
@@ -157,6 +163,9 @@ async def test_events_pushed_without_a_request_are_not_logged_per_socket(
         await database_sync_to_async(Notification.objects.create)(user=user, text="quiet")
         assert (await receive(ws))["text"] == "quiet"
     assert [r for r in caplog.records if r.name == "realtime.delivery"] == []
+
+
+# demo: end
 
 
 @pytest.mark.parametrize(

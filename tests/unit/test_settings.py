@@ -17,6 +17,7 @@ READERS = [
     REPO_DIR / "deploy" / "gunicorn.conf.py",
     REPO_DIR / "deploy" / "run_daphne.py",
     REPO_DIR / "deploy" / "local" / "stack.py",
+    REPO_DIR / "deploy" / "project.py",
 ]
 READ = re.compile(r"""(?:env\.\w+|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 
@@ -96,9 +97,12 @@ def test_an_empty_variable_means_the_same_as_an_absent_one(module):
 
 def test_deploy_scripts_read_an_empty_variable_as_absent():
     """Outside the settings, ``os.environ.get("X") or default``; never
-    ``os.environ.get("X", default)``, which an empty X would bypass."""
+    ``os.environ.get("X", default)``, which an empty X would bypass. The one exception is
+    DJANGO_ENV_FILE, whose empty value means "no file" (documented in .env.example)."""
     scripts = [path for path in READERS if "settings" not in path.parts]
-    with_default = re.compile(r"""environ\.get\(\s*["'][A-Z][A-Z0-9_]+["']\s*,""")
+    with_default = re.compile(
+        r"""environ\.get\(\s*["'](?!DJANGO_ENV_FILE)[A-Z][A-Z0-9_]+["']\s*,"""
+    )
     offenders = [
         f"{path.name}: {match}"
         for path in scripts + [REPO_DIR / "deploy" / "healthcheck.py"]
@@ -188,28 +192,27 @@ def test_production_security_defaults_and_hosts_from_the_environment():
     }
 
 
-ABUSE_LIMITS = [
-    "CHAT_REQUIRE_LOGIN", "POST_RATE_LIMIT", "POST_RATE_BURST", "CHAT_ROOMS_PER_HOUR",
-    "WEBSOCKET_MAX_PER_IP", "WEBSOCKET_MAX_PER_USER",
-]  # fmt: skip
+# Production's defaults for the abuse limits the kit applies.
+ABUSE_LIMITS = {
+    "POST_RATE_LIMIT": 1,
+    "POST_RATE_BURST": 10,
+    "WEBSOCKET_MAX_PER_IP": 200,
+    "WEBSOCKET_MAX_PER_USER": 20,
+}
+# demo: begin
+ABUSE_LIMITS.update(CHAT_REQUIRE_LOGIN=True, CHAT_ROOMS_PER_HOUR=20)  # and the chat's
+# demo: end
 
 
 def test_production_limits_abuse_and_refuses_anonymous_chat_by_default():
     """Each limit on, anonymous chat off, unless the site's environment says otherwise."""
     script = (
         "import json; from django.conf import settings; "
-        f"print(json.dumps({{name: getattr(settings, name) for name in {ABUSE_LIMITS!r}}}))"
+        f"print(json.dumps({{name: getattr(settings, name) for name in {list(ABUSE_LIMITS)!r}}}))"
     )
     result = manage_production("shell", "-c", script)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {
-        "CHAT_REQUIRE_LOGIN": True,
-        "POST_RATE_LIMIT": 1,
-        "POST_RATE_BURST": 10,
-        "CHAT_ROOMS_PER_HOUR": 20,
-        "WEBSOCKET_MAX_PER_IP": 200,
-        "WEBSOCKET_MAX_PER_USER": 20,
-    }
+    assert json.loads(result.stdout.splitlines()[-1]) == ABUSE_LIMITS
 
 
 def test_an_unreachable_redis_is_a_warning_not_an_error():

@@ -5,50 +5,23 @@ Values in the real environment win over ``.env``, so a process manager or a test
 override any of them.
 """
 
-from pathlib import Path
-
 from django.core.exceptions import ImproperlyConfigured
 
-from config.environment import Env, load_environment
+from config.environment import load_environment
 
-APP_DIR = Path(__file__).resolve().parents[2]
-REPO_DIR = APP_DIR.parent
-
-env = Env()  # an empty variable means its default
 # The entry points have read the env file already; settings imported some other way (a
 # script, a test) read it here. DJANGO_ENV_FILE="" disables it (the tests do this, so a
 # developer's .env never leaks into them).
 load_environment()
 
-
-def _path_from_env(name, default):
-    """A path setting; empty means ``default``, relative paths start at the repository root."""
-    path = Path(env.str(name, default="") or default)
-    return path if path.is_absolute() else REPO_DIR / path
-
-
-# The project's name (deploy/render.py names the server's units and paths after it). Here:
-# the prefix of everything it keeps in Redis, so several projects can share one Redis.
-PROJECT_NAME = env.str("PROJECT_NAME", default="realtime")
-
-# Runtime state (SQLite file, static files, sockets, logs) lives under one directory.
-DATA_DIR = _path_from_env("DATA_DIR", "var")
-RUN_DIR = DATA_DIR / "run"
+# The real-time kit's settings (the channel layer, websocket limits, the data directory...),
+# in a module of their own that a project adopting the kit copies (docs/adopt.md).
+from .kit import *  # noqa: E402, F403
+from .kit import DATA_DIR, env  # noqa: E402
 
 # SECRET_KEY and DEBUG are set by each environment's module (dev has safe defaults,
 # production insists on real values).
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-
-
-def origins_of(hosts, scheme, port=None):
-    """The origins (``scheme://host[:port]``) a browser shows for ``hosts`` (ALLOWED_HOSTS
-    entries): each environment derives PUBLIC_ORIGINS from them unless it is set."""
-    suffix = "" if port in (None, {"http": 80, "https": 443}[scheme]) else f":{port}"
-    return [
-        f"{scheme}://{'*' + host if host.startswith('.') else host}{suffix}"
-        for host in hosts
-        if host != "*"
-    ]
 
 
 INSTALLED_APPS = [
@@ -60,11 +33,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "users",
     "accounts",
     "realtime",
+    # demo: begin
     "chat",
     "notifications",
     "web",
+    # demo: end
 ]
 
 MIDDLEWARE = [
@@ -78,13 +54,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # demo: begin
     "web.middleware.ContentSecurityPolicyMiddleware",
+    # demo: end
 ]
 
+# A custom user model from day one (users.User): changing it later is painful.
+AUTH_USER_MODEL = "users.User"
+
+# demo: begin
 # The page at / (web): Django's own sign-in views.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "index"
 LOGOUT_REDIRECT_URL = "login"
+# demo: end
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -145,97 +128,33 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# nginx serves /static/ from its `root`; STATIC_ROOT must be `<that root>/static`.
-STATIC_URL = "/static/"
-STATIC_ROOT = _path_from_env("STATIC_ROOT", DATA_DIR / "public" / "static")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Content-hashed names (ES module imports included), so nginx can let browsers cache
     # them for ever.
-    "staticfiles": {"BACKEND": "web.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "config.storage.StaticFilesStorage"},
 }
 
-# The channel layer: Redis joins gunicorn (which pushes) and daphne (which holds sockets),
-# and, with several app hosts, the hosts to each other. These are the environment's values;
-# realtime.redis_hosts turns them into the one description of the Redis servers that the
-# layer, /healthz, the checks and the shared state (limits, tickets) all use. Empty
-# REDIS_URL and no Sentinels: the local stack's own redis-server on a unix socket in
-# RUN_DIR. Shapes, and when to use which: docs/scaling.md.
-REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{RUN_DIR / 'redis.sock'}"
-REDIS_SENTINELS = env.str("REDIS_SENTINELS", default="")
-REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
-REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
-REDIS_DB = env.int("REDIS_DB", default=0)
-CHANNEL_LAYER_BACKENDS = {
-    # One PUBLISH per group message, fanned out inside each daphne process; group
-    # membership lives in the process, so it never expires (see README, "Pitfalls").
-    # Nothing is stored in Redis: a failover loses only what is in flight, and the
-    # client's resume (?since=) refills that from the database.
-    "pubsub": "realtime.layer.PubSubChannelLayer",
-    # Lists per channel in Redis, with capacity and group expiry; group membership lives
-    # in Redis, so a replica promoted after an asynchronous-replication loss may miss some.
-    "core": "realtime.layer.CoreChannelLayer",
-}
-# Pub/sub channels are global to a Redis server (not per database number): without the
-# prefix, two projects sharing a Redis would receive each other's group messages.
-CHANNEL_LAYER_CONFIG = {"prefix": PROJECT_NAME}
-# Layer messages cross the network between hosts: with keys set they are encrypted
-# (Fernet). Comma-separated; the first encrypts, all decrypt, so keys rotate without
-# downtime. Every process must share them.
-if CHANNEL_LAYER_ENCRYPTION_KEYS := env.list("CHANNEL_LAYER_ENCRYPTION_KEYS", default=[]):
-    CHANNEL_LAYER_CONFIG["symmetric_encryption_keys"] = CHANNEL_LAYER_ENCRYPTION_KEYS
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": CHANNEL_LAYER_BACKENDS[env.str("CHANNEL_LAYER", default="pubsub")],
-        "CONFIG": CHANNEL_LAYER_CONFIG,
-    }
-}
-
-# Websockets (realtime.consumers, realtime.reauth, realtime.limits).
-# Signed-in sockets are re-checked this often and closed with 4401 once their session or
-# token has ended (logout, expiry, password change, revocation).
-WEBSOCKET_REAUTH_INTERVAL = env.float("WEBSOCKET_REAUTH_INTERVAL", default=30)
-if not 0 < WEBSOCKET_REAUTH_INTERVAL <= 3600:
-    raise ImproperlyConfigured("WEBSOCKET_REAUTH_INTERVAL must be between 0 and 3600 seconds.")
-# Frames a socket may send: WEBSOCKET_RATE_LIMIT a second sustained, WEBSOCKET_RATE_BURST
-# at once; a flood gets an error and close code 1008. 0 turns the limit off.
-WEBSOCKET_RATE_LIMIT = env.float("WEBSOCKET_RATE_LIMIT", default=10)
-WEBSOCKET_RATE_BURST = env.int("WEBSOCKET_RATE_BURST", default=30)
-# Open sockets per client address and per user, in each daphne process (0: no cap); over
-# the cap, close code 4429. (The local stack turns them off: benchmarks open thousands of
-# sockets from one address.)
-WEBSOCKET_MAX_PER_IP = env.int("WEBSOCKET_MAX_PER_IP", default=200)
-WEBSOCKET_MAX_PER_USER = env.int("WEBSOCKET_MAX_PER_USER", default=20)
-# Longer text frames get an error frame, unparsed. Fits a 4,000-character chat message
-# even JSON-escaped (\uXXXX pairs), and stays under daphne's hard limit in
-# deploy/run_daphne.py (MAX_MESSAGE_BYTES), above which daphne closes with 1009.
-WEBSOCKET_MAX_MESSAGE_LENGTH = 48 * 1024
-
+# demo: begin
 # Chat: anonymous sockets are refused (4401) unless this is off; then they chat as "anon".
 CHAT_REQUIRE_LOGIN = env.bool("CHAT_REQUIRE_LOGIN", default=True)
+# POST /api/notifications/ with "to": off unless a site wants users to notify each other
+# (it lets any signed-in user message anyone, and learn which user names exist). The
+# local settings turn it on for the demo page.
+NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=False)
+# demo: end
 
-# Abuse limits every process shares, counted in the layer's Redis (realtime.throttle); 0
-# turns one off. These defaults are production's; the local stack relaxes the posting ones
-# (config/settings/local.py) for the tests and benchmarks it serves from one address.
-# Posts (chat messages and POST /api/notifications/, one budget) per user, or per address
-# when signed out, across every socket and process: POST_RATE_BURST at once, then
-# POST_RATE_LIMIT a second; over it, an error frame or HTTP 429.
-POST_RATE_LIMIT = env.float("POST_RATE_LIMIT", default=1)
-POST_RATE_BURST = env.int("POST_RATE_BURST", default=10)
+# demo: begin
 # Chat rooms a user (or address) may create, by posting a room's first message, per hour.
 CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=20)
-# Failed sign-ins (/login/, /admin/login/) per user name and per address within
-# LOGIN_FAILURE_PERIOD seconds; past either, the page answers 429 without checking the
-# password, and allows one more try every PERIOD / LIMIT (accounts.sign_in).
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
-LOGIN_FAILURE_PERIOD = env.int("LOGIN_FAILURE_PERIOD", default=900)
-
+# demo: end
+# demo: begin
 # `manage.py demo_data` (users with a published password) runs only where this is on:
 # the local settings, never production.
 DEMO_USERS_ALLOWED = False
 CHAT_HISTORY_LENGTH = 50
 CHAT_MESSAGE_MAX_LENGTH = 4000
+# demo: end
 
 LOG_FORMATS = ("plain", "json")
 

@@ -3,7 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import LOG_LEVEL, env, logging_config, origins_of
+from .base import LOG_LEVEL, env, logging_config
+from .kit import origins_of
 
 DEV_SECRET_KEY_MARKERS = ("dev-only", "insecure", "change-me")
 
@@ -45,10 +46,6 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
-
-# POST /api/notifications/ with "to": off unless a site wants users to notify each other
-# (it lets any signed-in user message anyone, and learn which user names exist).
-NOTIFICATIONS_TO_OTHERS = env.bool("NOTIFICATIONS_TO_OTHERS", default=False)
 
 # One JSON object per log line, for a log store to index (LOG_FORMAT=plain for text).
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
