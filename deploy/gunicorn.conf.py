@@ -86,7 +86,8 @@ def when_ready(server):
 
     address = server.LISTENERS[0].sock.getsockname()
     bind = f"unix:{address}" if isinstance(address, str) else f"tcp:{address[0]}:{address[1]}"
-    serve(metrics_bind(bind), multiprocess_registry(), [WorkerMemory(server)])
+    registry = multiprocess_registry()
+    server.metrics_server = serve(metrics_bind(bind), registry, [WorkerMemory(server)])
 
 
 class WorkerMemory:
@@ -127,6 +128,10 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    from realtime.metrics_endpoint import stop
+
+    if getattr(server, "metrics_server", None) is not None:
+        stop(server.metrics_server)
     if METRICS_DIR.name.startswith(PRIVATE_METRICS_DIR):  # the private one made above
         shutil.rmtree(METRICS_DIR, ignore_errors=True)
 

@@ -205,6 +205,7 @@ class GracefulServer(daphne.server.Server):
     fast_path = True  # DAPHNE_FAST_PATH, set by main()
     metrics_bind = None  # where to serve this instance's metrics (set by main)
     counts_file = None  # where a graceful stop leaves its counts for the next instance
+    metrics_server = None  # serving them (start_metrics), until the stop is done
 
     def run(self):
         self.ports = []
@@ -230,7 +231,7 @@ class GracefulServer(daphne.server.Server):
         if self.counts_file is not None:
             restore_counts(self.counts_file)
         if self.metrics_bind:
-            metrics_endpoint.serve(self.metrics_bind)
+            self.metrics_server = metrics_endpoint.serve(self.metrics_bind)
         watch_event_loop_lag(daphne.server.twisted_loop)
         loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
         fast = "on" if self.fast_path else "off"
@@ -271,6 +272,7 @@ class GracefulServer(daphne.server.Server):
         closed = self.close_websockets()
         closed.addCallback(lambda _: self.cancel_applications())
         closed.addCallback(lambda _: self.save_counts())
+        closed.addCallback(lambda _: self.stop_metrics())
         return closed
 
     def save_counts(self):
@@ -278,6 +280,11 @@ class GracefulServer(daphne.server.Server):
         (realtime.metrics.save_counts): a scrape would rarely fall in its last second."""
         if self.counts_file is not None:
             save_counts(self.counts_file)
+
+    def stop_metrics(self):
+        """Last: the counts are saved, and a stopped daphne leaves no socket behind."""
+        if self.metrics_server is not None:
+            metrics_endpoint.stop(self.metrics_server)
 
     def close_websockets(self):
         for port in self.ports:

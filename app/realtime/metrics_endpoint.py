@@ -12,6 +12,7 @@ The listener is a small threaded HTTP server: a scrape is rendered on its own th
 never waits behind daphne's event loop, and the loop never waits for it.
 """
 
+import contextlib
 import logging
 import os
 import socket
@@ -114,3 +115,12 @@ def serve(bind, registry=REGISTRY, collectors=()):
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     logger.info("metrics at %s", bind)
     return server
+
+
+def stop(server):
+    """Stop serving, and remove a unix socket's file: a stopped process leaves none."""
+    server.shutdown()
+    server.server_close()
+    if isinstance(server.server_address, str):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(server.server_address)

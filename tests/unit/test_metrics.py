@@ -219,7 +219,7 @@ def test_each_process_serves_metrics_beside_its_own_socket(bind, metrics_bind, c
     assert str(metrics_endpoint.counts_file(metrics_bind) or None) == str(counts)
 
 
-def test_the_endpoint_serves_a_registry_on_a_unix_socket(tmp_path):
+def test_the_endpoint_serves_a_registry_on_a_unix_socket_until_stopped(tmp_path):
     registry = CollectorRegistry()
     Counter("probe_things", "Things.", registry=registry).inc(3)
     path = tmp_path / "probe.metrics.sock"
@@ -235,8 +235,8 @@ def test_the_endpoint_serves_a_registry_on_a_unix_socket(tmp_path):
         assert response.status == 200 and "probe_things_total 3.0" in body
         assert oct(path.stat().st_mode & 0o777) == "0o660"
     finally:
-        server.shutdown()
-        server.server_close()
+        metrics_endpoint.stop(server)
+    assert not path.exists()  # a stopped process leaves no socket behind
 
 
 def test_a_graceful_stop_hands_its_counts_to_the_next_instance(tmp_path):
