@@ -15,12 +15,13 @@ DAPHNE_INSTANCES ?=
 # What the tests need besides (program:package where the names differ): Debian's Chromium
 # for the browser tests (Playwright drives it; never `playwright install`), PostgreSQL (the
 # tests start a private server), the tools of the deployment checks and of the rehearsals
-# (one server under systemd, multi-host), and Debian's Docker Engine and Compose 1.29 for
+# (one server under systemd, multi-host), Debian's Prometheus (a real one scrapes a stack;
+# promtool checks deploy/prometheus/), and Debian's Docker Engine and Compose 1.29 for
 # the container tests.
-TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd \
+TEST_PACKAGES := chromium openssl pg_ctlcluster:postgresql systemd-analyze:systemd prometheus promtool:prometheus \
 	debootstrap systemd-nspawn:systemd-container ip:iproute2 dockerd:docker.io docker-compose
 
-.PHONY: help up down status logs smoke test lint lock system-packages test-packages check-deploy render-deploy rename strip-demo rehearse demo-data screenshot bench bench-replay load soak
+.PHONY: help up down status logs top smoke test lint lock system-packages test-packages check-deploy render-deploy rename strip-demo rehearse demo-data screenshot bench bench-replay load soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +53,9 @@ status: $(STAMP) ## Show the stack's processes
 
 logs: $(STAMP) ## Follow the stack's logs
 	@$(PYTHON) deploy/local/stack.py logs
+
+top: $(STAMP) ## A live view of the stack: sockets per daphne, messages/s, push p99, last closes
+	@$(PYTHON) deploy/local/stack.py top
 
 smoke: $(STAMP) ## Smoke-test a deployment through nginx: make smoke [URL=https://...] [TOKEN=...]
 	@if [ -n "$(URL)" ]; then \
@@ -90,8 +94,9 @@ demo-data: $(STAMP) .env ## Create the demo users alice and bob (idempotent) and
 	@$(PYTHON) app/manage.py migrate --noinput -v 0
 	@$(PYTHON) app/manage.py demo_data
 
-screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page, from the browser tests)
+screenshot: $(STAMP) test-packages ## Regenerate docs/screenshot.png (the page) and docs/top.png (make top), from the tests
 	@SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PYTHON) -m pytest -c tests/pytest.ini tests/e2e/test_browser.py -k screenshot
+	@TOP_SCREENSHOT=$(CURDIR)/docs/top.png $(PYTHON) -m pytest -c tests/pytest.ini tests/e2e/test_metrics_and_logs.py -k top
 
 bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a bare floor (~10 min; QUICK=1: ~3 min)
 	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) wrk

@@ -10,6 +10,12 @@ the server's file system, so installing is ``cp -r OUT/. /`` (deploy/README.md):
 
     OUT/etc/nginx/sites-available/NAME.conf      the site (its own upstreams and names)
     OUT/etc/nginx/conf.d/django-channels.conf    what every such site on the server shares
+                                                 (and nginx's private metrics server)
+    OUT/etc/nginx/django-channels-metrics.d/NAME.conf   its processes' metrics, by path
+    OUT/etc/prometheus/django-channels/          a Prometheus config for this host, its alert
+                                                 rules, and NAME's targets (targets/NAME.yml)
+    OUT/etc/systemd/system/prometheus-*-exporter.service.d/django-channels.conf
+                                                 the nginx, Redis and PostgreSQL exporters
     OUT/etc/systemd/system/NAME-gunicorn.{socket,service}, NAME-daphne@.{socket,service},
                            NAME.target, nginx.service.d/django-channels.conf
     OUT/etc/tmpfiles.d/NAME.conf                 the sockets' directory
@@ -68,6 +74,17 @@ DEFAULTS = {
     # PostgreSQL on the same host, over its socket with peer authentication: a role and a
     # database named like the app's user (deploy/README.md creates them).
     "DATABASE_URL": "postgres:///@APP_USER@",
+    # nginx's private metrics server (one per host, shared by every project on it): where
+    # it listens and who may scrape it. Another machine's Prometheus: a private address
+    # here and the Prometheus host's address (or network) in METRICS_ALLOW.
+    "METRICS_LISTEN": "127.0.0.1:9405",
+    "METRICS_ALLOW": "127.0.0.1",
+    # Where each project's kit puts its processes' paths on that server.
+    "NGINX_METRICS_DIR": "/etc/nginx/django-channels-metrics.d",
+    # Where the Prometheus config, rules and targets go (docs/operations.md), and how often
+    # it scrapes.
+    "PROMETHEUS_DIR": "/etc/prometheus/django-channels",
+    "SCRAPE_INTERVAL": "15s",
 }
 
 # Until certbot has made the real certificate, nginx can load the site with Debian's
@@ -82,6 +99,26 @@ FILES = [
     ("nginx/site.conf", "etc/nginx/sites-available/@NAME@.conf", 0o644),
     ("nginx/server.conf", "etc/nginx/conf.d/django-channels.conf", 0o644),
     ("nginx/nginx.service.conf", "etc/systemd/system/nginx.service.d/django-channels.conf", 0o644),
+    ("nginx/metrics.conf", "@NGINX_METRICS_DIR@/@NAME@.conf", 0o644),
+    ("prometheus/prometheus.yml", "@PROMETHEUS_DIR@/prometheus.yml", 0o644),
+    ("prometheus/rules.yml", "@PROMETHEUS_DIR@/rules.yml", 0o644),
+    ("prometheus/targets.yml", "@PROMETHEUS_DIR@/targets/@NAME@.yml", 0o644),
+    ("prometheus/exporters.yml", "@PROMETHEUS_DIR@/exporters/this-host.yml", 0o644),
+    (
+        "prometheus/nginx-exporter.conf",
+        "etc/systemd/system/prometheus-nginx-exporter.service.d/django-channels.conf",
+        0o644,
+    ),
+    (
+        "prometheus/redis-exporter.conf",
+        "etc/systemd/system/prometheus-redis-exporter.service.d/django-channels.conf",
+        0o644,
+    ),
+    (
+        "prometheus/postgres-exporter.conf",
+        "etc/systemd/system/prometheus-postgres-exporter.service.d/django-channels.conf",
+        0o644,
+    ),
     ("systemd/gunicorn.socket", "etc/systemd/system/@NAME@-gunicorn.socket", 0o644),
     ("systemd/gunicorn.service", "etc/systemd/system/@NAME@-gunicorn.service", 0o644),
     ("systemd/daphne@.socket", "etc/systemd/system/@NAME@-daphne@.socket", 0o644),
@@ -130,6 +167,22 @@ def daphne_servers(values):
         for n in range(1, int(values["DAPHNE_INSTANCES"]) + 1)
     ]
     return "\n    ".join(f"server {address} max_fails=0;" for address in addresses)
+
+
+def metrics_targets(values):
+    """targets.yml's @METRICS_TARGETS@: gunicorn and each daphne instance of the project,
+    as Prometheus file_sd target groups, each by its path on nginx's metrics server."""
+    name = values["NAME"]
+    processes = [
+        "gunicorn",
+        *(f"daphne-{n}" for n in range(1, int(values["DAPHNE_INSTANCES"]) + 1)),
+    ]
+    return "\n".join(
+        f'- targets: ["{values["METRICS_LISTEN"]}"]\n'
+        f"  labels: {{__metrics_path__: /{name}/{process}/metrics, project: {name}, "
+        f"process: {process}, instance: {name}/{process}}}"
+        for process in processes
+    )
 
 
 def backends(values):
@@ -196,11 +249,11 @@ def production_env(values, kept):
 
 
 def render(values, out):
-    values = {**values, **backends(values)}
+    values = {**values, **backends(values), "METRICS_TARGETS": metrics_targets(values)}
     values["HARDENING"] = (DEPLOY_DIR / "systemd" / "hardening.conf").read_text().strip()
     written = []
     for template, target, mode in FILES:
-        path = out / substitute(target, values)
+        path = out / substitute(target, values).lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(substitute((DEPLOY_DIR / template).read_text(), values))
         path.chmod(mode)

@@ -9,12 +9,15 @@ script, so every instance runs the same way. Run it with the project's Python::
 
 ``--bind`` (or ``DAPHNE_BIND``) is ``unix:PATH``, ``tcp:HOST:PORT``, or ``systemd`` to
 adopt the listening socket systemd passes in (socket activation, ``daphne@.socket``).
+Its metrics are served beside it (realtime.metrics_endpoint: ``daphne-1.sock`` →
+``daphne-1.metrics.sock``; port + 1000 for TCP).
 """
 
 import argparse
 import asyncio
 import gc
 import inspect
+import logging
 import os
 import socket
 import sys
@@ -49,6 +52,9 @@ import project  # noqa: E402 - deploy/project.py, beside this file
 DJANGO_DIR = project.setup()
 if __name__ == "__main__":  # not when tests import this module for its constants
     choose_event_loop(os.environ.get("DAPHNE_EVENT_LOOP") or "uvloop")
+    # One process, one registry: never gunicorn's multiprocess files, even if the
+    # environment names them (prometheus_client reads this when first imported).
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # Importing daphne.server installs Twisted's asyncio reactor: it must come after the
 # event loop policy and before anything else that imports Twisted.
@@ -62,7 +68,16 @@ from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from fast_path import SEND_BUFFER_HIGH_WATER, buffered_bytes  # noqa: E402
 from twisted.internet import abstract, defer, reactor, task  # noqa: E402
 
-from realtime.close_codes import SERVICE_RESTART  # noqa: E402 - the kit, in DJANGO_DIR
+from realtime import logs, metrics_endpoint  # noqa: E402 - the kit, in DJANGO_DIR
+from realtime.close_codes import SERVICE_RESTART  # noqa: E402
+from realtime.metrics import (  # noqa: E402
+    restore_counts,
+    save_counts,
+    tally,
+    watch_event_loop_lag,
+)
+
+logger = logging.getLogger("run_daphne")
 
 # A chat message is at most 4,000 characters: 16 KB of UTF-8, 48 KB if the client escapes
 # it (\uXXXX pairs). The app answers longer text frames (settings'
@@ -135,17 +150,49 @@ DRAIN_POLL_SECONDS = 0.01
 
 
 class ServerWebSocketProtocol(WebSocketProtocol):
-    """daphne's protocol, able to send every close code RFC 6455 lets a server send.
+    """daphne's protocol, able to send every close code RFC 6455 lets a server send, and
+    counting the frames and bytes it carries (realtime.metrics: two additions a frame).
 
     autobahn's sendClose() accepts only 1000 and 3000-4999, so a consumer closing with
     1008 (policy violation) or 1013 (try again later) would crash into a bare 1011.
+
+    A socket the server closes reports the server's code to the application (the
+    disconnect log line, the closes metric), not what came back: autobahn takes a client
+    echoing 1012 or 1013 for a protocol violation and reports 1006.
     """
 
+    server_close_code = None  # the code this side closed with, if it closed first
+
+    def onMessage(self, payload, isBinary):
+        tally.frames_received += 1
+        tally.bytes_received += len(payload)
+        super().onMessage(payload, isBinary)
+
+    def sendMessage(self, payload, *args, **kwargs):
+        tally.frames_sent += 1
+        tally.bytes_sent += len(payload)
+        return super().sendMessage(payload, *args, **kwargs)
+
+    def sendPreparedMessage(self, preparedMsg):
+        # The fast path's frames (realtime.fanout: framed once for many sockets). daphne
+        # accepts no compression, so these never go through sendMessage as well.
+        tally.frames_sent += 1
+        tally.bytes_sent += len(preparedMsg.payload)
+        super().sendPreparedMessage(preparedMsg)
+
     def serverClose(self, code=None):
+        self.server_close_code = code or AutobahnProtocol.CLOSE_STATUS_CODE_NORMAL
         if code in AutobahnProtocol.CLOSE_STATUS_CODES_ALLOWED:
             self.sendCloseFrame(code=code, isReply=False)
         else:
             super().serverClose(code)
+
+    def close_for_restart(self):
+        self.server_close_code = SERVICE_RESTART
+        self.sendCloseFrame(code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False)
+
+    def onClose(self, wasClean, code, reason):
+        super().onClose(wasClean, self.server_close_code or code, reason)
 
 
 class FastPathWebSocketProtocol(fast_path.FrameWriter, ServerWebSocketProtocol):
@@ -156,12 +203,16 @@ class GracefulServer(daphne.server.Server):
     """daphne's server, stopping in an order clients and nginx can act on."""
 
     fast_path = True  # DAPHNE_FAST_PATH, set by main()
+    metrics_bind = None  # where to serve this instance's metrics (set by main)
+    counts_file = None  # where a graceful stop leaves its counts for the next instance
+    metrics_server = None  # serving them (start_metrics), until the stop is done
 
     def run(self):
         self.ports = []
         self.socket_activated = any(e.startswith("systemd:") for e in self.endpoints)
         self.disconnects = 0
         reactor.callWhenRunning(self.use_server_protocol)
+        reactor.callWhenRunning(self.start_metrics)
         if tune_garbage_collector(os.environ.get("DAPHNE_GC") or "tuned"):
             task.LoopingCall(self.collect_after_churn).start(CHURN_CHECK_SECONDS, now=False)
         super().run()
@@ -174,6 +225,17 @@ class GracefulServer(daphne.server.Server):
         if self.disconnects >= CHURN_DISCONNECTS:
             self.disconnects = 0
             gc.collect()
+
+    def start_metrics(self):
+        """This instance's metrics endpoint, and the event-loop lag they report."""
+        if self.counts_file is not None:
+            restore_counts(self.counts_file)
+        if self.metrics_bind:
+            self.metrics_server = metrics_endpoint.serve(self.metrics_bind)
+        watch_event_loop_lag(daphne.server.twisted_loop)
+        loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
+        fast = "on" if self.fast_path else "off"
+        logger.info("run_daphne: %s, fast path: %s, event loop: %s", logs.process_name, fast, loop)
 
     def use_server_protocol(self):
         self.ws_factory.protocol = (
@@ -191,11 +253,10 @@ class GracefulServer(daphne.server.Server):
     async def handle_reply(self, protocol, message):
         await super().handle_reply(protocol, message)
         transport = getattr(protocol, "transport", None)
-        while (
-            transport is not None
-            and not transport.disconnected
-            and buffered_bytes(transport) > SEND_BUFFER_HIGH_WATER
-        ):
+        if transport is None or buffered_bytes(transport) <= SEND_BUFFER_HIGH_WATER:
+            return
+        tally.send_buffer_waits += 1
+        while not transport.disconnected and buffered_bytes(transport) > SEND_BUFFER_HIGH_WATER:
             await asyncio.sleep(DRAIN_POLL_SECONDS)
 
     def listen_success(self, port):
@@ -210,7 +271,20 @@ class GracefulServer(daphne.server.Server):
         notify_systemd("STOPPING=1")
         closed = self.close_websockets()
         closed.addCallback(lambda _: self.cancel_applications())
+        closed.addCallback(lambda _: self.save_counts())
+        closed.addCallback(lambda _: self.stop_metrics())
         return closed
+
+    def save_counts(self):
+        """The counts of this instance, its last closes (1012) included, for the next one
+        (realtime.metrics.save_counts): a scrape would rarely fall in its last second."""
+        if self.counts_file is not None:
+            save_counts(self.counts_file)
+
+    def stop_metrics(self):
+        """Last: the counts are saved, and a stopped daphne leaves no socket behind."""
+        if self.metrics_server is not None:
+            metrics_endpoint.stop(self.metrics_server)
 
     def close_websockets(self):
         for port in self.ports:
@@ -254,9 +328,7 @@ class GracefulServer(daphne.server.Server):
         def close_a_batch():
             for protocol in sockets[:batch]:
                 if protocol.state == protocol.STATE_OPEN:
-                    protocol.sendCloseFrame(
-                        code=SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False
-                    )
+                    protocol.close_for_restart()
             del sockets[:batch]
             if sockets:
                 reactor.callLater(DRAIN_TICK_SECONDS, close_a_batch)
@@ -315,22 +387,12 @@ def is_event_stream(protocol):
 
 
 def clear_stale_unix_socket(path):
-    """Remove a socket file left by a killed daphne, refusing to steal a live one.
-
-    A crashed process leaves its socket file behind and the next bind fails with
-    "address already in use", the classic cause of daphne units that never restart.
-    """
-    if not os.path.exists(path):
-        return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    """A socket file left by a killed daphne goes; a live one is not stolen
+    (realtime.metrics_endpoint.clear_stale_unix_socket)."""
     try:
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        os.unlink(path)
-    else:
-        sys.exit(f"run_daphne: {path} is already served by another process")
-    finally:
-        probe.close()
+        metrics_endpoint.clear_stale_unix_socket(path)
+    except metrics_endpoint.StaleSocketError as error:
+        sys.exit(f"run_daphne: {error}")
 
 
 # Connections waiting to be accepted. Twisted's default is 50: a burst of handshakes (a
@@ -357,6 +419,12 @@ def endpoint(bind):
         # instead of being refused.
         return "systemd:domain=UNIX:index=0"
     sys.exit(f"run_daphne: --bind must be unix:PATH, tcp:HOST:PORT or systemd, got {bind!r}")
+
+
+def process_name(bind):
+    """What this instance is called in its logs: its socket's name (daphne-1), or its port."""
+    kind, _, rest = bind.partition(":")
+    return Path(rest).stem if kind == "unix" else f"daphne:{rest.rpartition(':')[2]}"
 
 
 # What this launcher reaches into beyond daphne's options, each for a gap upstream. Checked
@@ -416,11 +484,11 @@ def main(argv=None):
     if not args.bind:
         parser.error("--bind (or DAPHNE_BIND) is required")
     os.chdir(DJANGO_DIR)  # daphne imports the application relative to the working directory
+    bind = metrics_endpoint.systemd_bind() if args.bind == "systemd" else args.bind
+    logs.process_name = process_name(bind)
+    GracefulServer.metrics_bind = metrics_endpoint.metrics_bind(bind)
+    GracefulServer.counts_file = metrics_endpoint.counts_file(GracefulServer.metrics_bind)
 
-    loop = type(daphne.server.twisted_loop).__module__.partition(".")[0]
-    fast = "on" if GracefulServer.fast_path else "off"
-    print(f"run_daphne: {args.bind}, fast path: {fast}, event loop: {loop}", file=sys.stderr,
-          flush=True)  # fmt: skip
     cli = CommandLineInterface()
     cli.server_class = GracefulServer
     cli.run(["-e", endpoint(args.bind), *DAPHNE_FLAGS, project.application("ASGI_APPLICATION")])

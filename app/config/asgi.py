@@ -23,7 +23,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.middleware import TokenAuthMiddleware, token_presented  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from realtime.metrics import expect_endpoints  # noqa: E402
 from realtime.origins import PublicOriginMiddleware  # noqa: E402
+
+expect_endpoints(websocket_urlpatterns)
 
 application = ProtocolTypeRouter(
     {

@@ -24,6 +24,8 @@ from importlib.metadata import version
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .metrics import tally
+
 logger = logging.getLogger(__name__)
 
 # Between the re-subscription and the database read: the SUBSCRIBE commands redis-py sends
@@ -68,6 +70,7 @@ async def on_redis_connect(connection):
     # redis-py has no public "reconnected" signal; its PubSub's connect callback runs only
     # when the link comes back (redis-py#1332), so a registered one marks a re-connection.
     if connection._connect_callbacks:
+        tally.layer_reconnects += 1
         subscription_restored()
 
 

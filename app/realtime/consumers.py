@@ -12,12 +12,23 @@ from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from redis.exceptions import RedisError
 
-from . import catch_up, close_codes, fanout, layer, reauth, replay
+from . import catch_up, close_codes, fanout, layer, metrics, reauth, replay, request_id
 from .limits import MessageRate, socket_caps
+from .metrics import tally
 from .scope import TICKET_SUBPROTOCOL, parse_message_id, query_param, ticket_offered
 from .wire import decode, encode
 
 logger = logging.getLogger(__name__)
+# One line per socket that got an event pushed by an HTTP request (one carrying its
+# request id), for the first DELIVERY_LINES sockets of each event in a process, then one
+# line saying how to count the rest: a push to a user's few sockets is followed socket by
+# socket, and a push to thousands does not write thousands of lines (in `make bench`,
+# a line per socket of a 500-socket push doubled its delivery time). A logger of its own,
+# so a site can turn the lines down.
+delivery_logger = logging.getLogger("realtime.delivery")
+DELIVERY_LINES = 20
+_delivery_lines = {}  # (request id, event id) → lines written; forgotten past this many:
+DELIVERIES_REMEMBERED = 1000
 
 # What the channel layer raises when Redis cannot be reached, and the database when it
 # restarts or cannot be reached: a client should come back later (close 1013).
@@ -43,7 +54,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     1008), a frame size limit, optional per-address and per-user caps (close 4429),
     re-authentication of signed-in sockets (close 4401, see ``realtime.reauth``), a clear
     close code instead of a traceback when something fails (1013 while Redis is down,
-    1011 otherwise), and one log line per disconnect.
+    1011 otherwise), one log line per disconnect, and its metrics (realtime.metrics:
+    the handshake's outcome, open sockets by endpoint, closes by code, deliveries).
     """
 
     # Per-socket state: class defaults, so an attribute costs memory only once it is set.
@@ -53,6 +65,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     disconnected = False
     message_rate = None  # a MessageRate, created on the socket's first frame
     caps_held = ()  # socket_caps keys this socket counts against
+    handshake_outcome = None  # counted once: "accepted", or why it was refused
+    open_as = None  # the endpoint label it is counted under while open
 
     async def __call__(self, scope, receive, send):
         try:
@@ -60,6 +74,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         except Exception as error:  # noqa: BLE001 - turned into a close code, and logged
             await self.close_after_failure(error, send)
         finally:
+            if self.open_as is not None:
+                tally.open[self.open_as] -= 1
             reauth.watcher.forget(self)
             socket_caps.release(self.caps_held)
             await layer.release(
@@ -81,13 +97,31 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
     def log_unhandled(self, message):
         """A group event nobody handles: a sender/consumer mismatch, worth a log line,
         not worth killing the socket over (Channels would raise and drop it)."""
+        groups = ",".join(self.groups) or "-"
         logger.warning(
             "unhandled event type=%r groups=%s consumer=%s path=%s",
             message.get("type"),
-            ",".join(self.groups) or "-",
+            groups,
             type(self).__name__,
             self.scope.get("path"),
+            extra={"event_type": message.get("type"), "group": groups, **self.log_fields()},
         )
+
+    def log_fields(self):
+        """What names this socket in a log line (``extra=``, realtime.logs)."""
+        user = self.scope.get("user")
+        return {
+            "socket": self.socket_id,
+            "user": user.pk if user is not None and user.is_authenticated else None,
+            "path": self.scope.get("path"),
+        }
+
+    @property
+    def socket_id(self):
+        """nginx's request id of the handshake: the same in nginx's access line for this
+        socket (logged when it closes) as in daphne's lines. Without nginx in front, the
+        socket's channel name."""
+        return request_id.of_scope(self.scope) or getattr(self, "channel_name", None)
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -103,6 +137,12 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         if held:
             self.caps_held = held
         await super().websocket_connect(message)
+        if self.handshake_outcome is None and self.accepted:
+            self.count_handshake("accepted")
+
+    def count_handshake(self, outcome):
+        self.handshake_outcome = outcome
+        metrics.handshake(outcome)
 
     async def accept(self, subprotocol=None, headers=None):
         if subprotocol is None and ticket_offered(self.scope) is not None:
@@ -110,6 +150,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
             subprotocol = TICKET_SUBPROTOCOL
         await super().accept(subprotocol, headers)
         self.accepted = True
+        self.open_as = metrics.endpoint_of(type(self))
+        tally.open[self.open_as] += 1
         reauth.watcher.watch(self)
 
     async def join_group(self, group):
@@ -130,6 +172,8 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
         client could not tell "sign in" from "bad room" from a network failure. From here
         on nothing else is sent: no live event slips between the reason and the close.
         """
+        if self.handshake_outcome is None:
+            self.count_handshake(metrics.HANDSHAKE_OUTCOMES.get(code, "error"))
         self.closing = True
         if not self.accepted:
             await self.accept()
@@ -148,15 +192,18 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message):
         self.disconnected = True
-        user = self.scope.get("user")
-        user_id = user.pk if user is not None and user.is_authenticated else "-"
-        duration = monotonic() - self.connected_at if self.connected_at else 0.0
+        code = message.get("code")
+        metrics.closed(code)
+        fields = self.log_fields()
+        duration = round(monotonic() - self.connected_at if self.connected_at else 0.0, 3)
         logger.info(
-            "websocket closed code=%s path=%s user=%s duration=%.3fs",
-            message.get("code"),
-            self.scope.get("path"),
-            user_id,
+            "websocket closed code=%s path=%s user=%s socket=%s duration=%.3fs",
+            code,
+            fields["path"],
+            fields["user"] or "-",
+            fields["socket"],
             duration,
+            extra={**fields, "code": code, "duration": duration},
         )
         await super().websocket_disconnect(message)
 
@@ -168,11 +215,17 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(error, UNAVAILABLE_ERRORS):
             logger.warning(
-                "service unavailable path=%s error=%s: %s", path, type(error).__name__, error
+                "service unavailable path=%s error=%s: %s",
+                path,
+                type(error).__name__,
+                error,
+                extra=self.log_fields(),
             )
             code, reason = close_codes.TRY_AGAIN_LATER, "temporarily unavailable; reconnect later"
         else:
-            logger.error("websocket consumer failed path=%s", path, exc_info=error)
+            logger.error(
+                "websocket consumer failed path=%s", path, exc_info=error, extra=self.log_fields()
+            )
             code, reason = close_codes.INTERNAL_ERROR, "internal server error"
         if self.closing or self.disconnected:
             return
@@ -231,6 +284,48 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
 
     async def forward_event(self, event):
         await self.send(text_data=event["text"])
+        self.delivered(event)
+
+    def delivered(self, event):
+        """Counted, and followed into the logs if an HTTP request pushed it."""
+        tally.deliveries += 1
+        if "request_id" in event:
+            self.log_delivery(event)
+
+    def log_delivery(self, event):
+        key = (event["request_id"], event.get("id"))
+        written = _delivery_lines.get(key, 0)
+        if written > DELIVERY_LINES:
+            return
+        if not written and len(_delivery_lines) >= DELIVERIES_REMEMBERED:
+            _delivery_lines.clear()
+        _delivery_lines[key] = written + 1
+        if written == DELIVERY_LINES:
+            delivery_logger.info(
+                "delivered type=%s id=%s request_id=%s to more than %d sockets here: the "
+                "others are counted in realtime_group_event_deliveries_total, not logged",
+                event["type"],
+                event.get("id"),
+                event["request_id"],
+                DELIVERY_LINES,
+                extra={"request_id": event["request_id"], "event_id": event.get("id")},
+            )
+            return
+        fields = {**self.log_fields(), "request_id": event["request_id"]}
+        delivery_logger.info(
+            "delivered type=%s id=%s socket=%s user=%s request_id=%s",
+            event["type"],
+            event.get("id"),
+            fields["socket"],
+            fields["user"] or "-",
+            fields["request_id"],
+            extra={
+                **fields,
+                "event_type": event["type"],
+                "event_id": event.get("id"),
+                "group": ",".join(self.groups),
+            },
+        )
 
 
 class StoredEventConsumer(JsonTextConsumer):
@@ -297,22 +392,27 @@ class StoredEventConsumer(JsonTextConsumer):
             self.handler_busy = False  # every event handed to the handlers is handled
 
     async def replay(self, since):
-        """Send the stored rows owed after id ``since`` (None: a fresh start)."""
+        """Send the stored rows owed after id ``since`` (None: a fresh start); how many."""
+        sent = 0
         async with aclosing(replay.pages(self.stored_stream(), since)) as pages:
             async for page in pages:
                 if self.closing or self.disconnected:
-                    return
-                await self.send_stored(page)
+                    break
+                sent += await self.send_stored(page)
+        return sent
 
     async def send_stored(self, payloads):
         """Send rows read from the database, but none already sent; after a reset frame
-        the client starts over, with rows all newer than what it had."""
+        the client starts over, with rows all newer than what it had. How many rows it sent."""
+        sent = 0
         for payload in payloads:
             if payload["type"] != replay.RESET:
                 if payload["id"] <= self.last_sent_id:
                     continue
                 self.last_sent_id = payload["id"]
+                sent += 1
             await self.send_json(payload)
+        return sent
 
     async def relay_event(self, event):
         """A live event reaching the consumer's handler (the fast path's ``take_frame``)."""
@@ -322,13 +422,14 @@ class StoredEventConsumer(JsonTextConsumer):
             self.last_sent_id = event["id"]
             await self.forward_event(event)
 
-    def take_frame(self, event_id, frame):
-        """``relay_event`` on the fast path: the frame of a live event (realtime.fanout)."""
+    def take_frame(self, event, frame):
+        """``relay_event`` on the fast path: a live event and its frame (realtime.fanout)."""
         if not self.live or self.closing:
             self.missed = True
-        elif event_id > self.last_sent_id:
+        elif event["id"] > self.last_sent_id:
             if self.frames.send_frame(frame):
-                self.last_sent_id = event_id
+                self.last_sent_id = event["id"]
+                self.delivered(event)
             else:  # backed up: what it misses waits in the database until it has room
                 self.fall_behind()
                 catch_up.start(self)
@@ -338,11 +439,13 @@ class StoredEventConsumer(JsonTextConsumer):
 
     async def go_live(self):
         """Read the stream again after the last id sent while a live event went by
-        meanwhile; then in step, live."""
+        meanwhile; then in step, live. How many rows it sent."""
+        sent = 0
         while self.missed and not (self.closing or self.disconnected):
             self.missed = False
-            await self.replay(self.last_sent_id)
+            sent += await self.replay(self.last_sent_id)
         self.live = not (self.closing or self.disconnected)
+        return sent
 
     def fall_behind(self):
         """Out of step with the stream (events lost with the layer's subscription, or not
@@ -353,6 +456,7 @@ class StoredEventConsumer(JsonTextConsumer):
         """Once the connection has room, send what was missed, then go live again. If
         that fails (the database restarting), the socket is closed as any failure closes
         it (1013, 1011): out of step, it would miss events silently; the client resumes."""
+        tally.catch_ups += 1
         try:
             while (
                 self.frames is not None
@@ -360,7 +464,7 @@ class StoredEventConsumer(JsonTextConsumer):
                 and not (self.closing or self.disconnected)
             ):
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
-            await self.go_live()
+            tally.catch_up_messages += await self.go_live()
         except Exception as error:  # noqa: BLE001 - turned into a close code, and logged
             await self.close_after_failure(error, self.base_send)
 

@@ -87,7 +87,7 @@ def deliver(channels, data, decode, queues):
         ):
             if frame is None:
                 frame = consumer.frames.prepare_frame(text)
-            consumer.take_frame(event_id, frame)
+            consumer.take_frame(event, frame)
             continue
         queue = queues.get(channel)
         if queue is not None:

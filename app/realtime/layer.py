@@ -4,6 +4,8 @@ finished consumer's channel and groups.
 ``PubSubChannelLayer`` and ``CoreChannelLayer`` (settings.CHANNEL_LAYERS' backends) are
 channels_redis' own, given the Redis servers the settings describe (realtime.redis_hosts),
 with the connect hook that catches open sockets up after an outage (realtime.catch_up).
+The pub/sub layer also counts the group events the process receives from Redis (one per
+event, before it is queued for each member: realtime.metrics).
 
 As for letting go:
 
@@ -42,6 +44,7 @@ from channels_redis.utils import _wrap_close
 from django.core.exceptions import ImproperlyConfigured
 
 from . import fanout, redis_hosts
+from .metrics import tally
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +75,12 @@ class FanOutLoopLayer(RedisPubSubLoopLayer):
 
 class FanOutShard(RedisSingleShardConnection):
     def _receive_message(self, message):
-        if message is not None and fanout.in_use():
+        if message is not None:
             name = message["channel"]
-            members = self.channel_layer.groups.get(
-                name.decode() if isinstance(name, bytes) else name
-            )
+            name = name.decode() if isinstance(name, bytes) else name
+            if "__group__" in name:  # a group event: counted once, before its members get it
+                tally.layer_events += 1
+            members = self.channel_layer.groups.get(name) if fanout.in_use() else None
             if members:
                 layer = self.channel_layer
                 fanout.deliver(members, message["data"], layer.channel_layer.deserialize,

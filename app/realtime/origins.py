@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
+from . import metrics
 from .wire import encode
 
 
@@ -68,6 +69,7 @@ class PublicOriginMiddleware:
 
     async def refuse(self, scope, receive, send):
         if scope["type"] == "websocket":
+            metrics.handshake("origin")
             return await WebsocketDenier()(scope, receive, send)
         body = encode({"error": "this origin may not use the site's streams"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]

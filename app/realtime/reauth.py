@@ -167,7 +167,10 @@ class Watcher:
         for consumer, credential in watched.items():
             if credential in ended and self.sockets.pop(consumer, None) is not None:
                 logger.info(
-                    "credentials ended path=%s kind=%s", consumer.scope.get("path"), credential[0]
+                    "credentials ended path=%s kind=%s",
+                    consumer.scope.get("path"),
+                    credential[0],
+                    extra=consumer.log_fields(),
                 )
                 try:
                     await consumer.refuse(close_codes.UNAUTHORIZED, "signed out: sign in again")

@@ -5,8 +5,10 @@ supervisord runs nginx, gunicorn, daphne ×DAPHNE_INSTANCES and, unless REDIS_UR
 REDIS_SENTINELS point elsewhere, redis-server, each started exactly as on a server
 (deploy/gunicorn.conf.py, deploy/run_daphne.py, the shared nginx snippets). Everything
 lives under DATA_DIR (`var/` by default): configs and sockets in run/, logs in log/.
-nginx listens on PUBLIC_ADDRESS:PUBLIC_PORT (127.0.0.1:8080 by default). Run it with the
-project's Python: `.venv/bin/python deploy/local/stack.py up`.
+nginx listens on PUBLIC_ADDRESS:PUBLIC_PORT (127.0.0.1:8080 by default), and serves every
+process's metrics on 127.0.0.1:METRICS_PORT (9405), with a Prometheus config for them in
+run/prometheus/ (`make top` reads them too). Run it with the project's Python:
+`.venv/bin/python deploy/local/stack.py up`.
 """
 
 import argparse
@@ -31,10 +33,12 @@ from websockets.sync.client import connect
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "deploy"))
 import project  # noqa: E402 - deploy/project.py
+import render as kit  # noqa: E402 - deploy/render.py: the kit's templates, filled alike
 
 # The environment file read (never overriding the real environment), the project found.
 DJANGO_DIR = project.setup()
 TEMPLATE_DIR = Path(__file__).resolve().parent
+
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT = 60
 STOP_TIMEOUT = 60
@@ -68,6 +72,10 @@ class Stack:
     own_redis: bool
     allowed_hosts: list
     demo_users: bool  # the demo's sign-in (settings.DEMO_USERS_ALLOWED), if there is a demo
+    # nginx's private metrics server: METRICS_PORT for `make up` and the tests' stacks;
+    # None, none (the bench's floor, which serves no metrics and must not take 9405).
+    metrics_port: int = None
+    project_name: str = "realtime"
 
     @classmethod
     def from_environment(cls):
@@ -85,6 +93,8 @@ class Stack:
             own_redis=not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")),
             allowed_hosts=settings.ALLOWED_HOSTS,
             demo_users=getattr(settings, "DEMO_USERS_ALLOWED", False),
+            metrics_port=int(os.environ.get("METRICS_PORT") or 9405),
+            project_name=settings.PROJECT_NAME,
         )
         # Children get absolute paths even if .env gave relative ones.
         os.environ["DATA_DIR"] = str(stack.data_dir)
@@ -93,6 +103,20 @@ class Stack:
     @property
     def url(self):
         return f"http://{self.address}:{self.port}"
+
+    @property
+    def metrics_url(self):
+        """nginx's private metrics server: /NAME/<process>/metrics for each process."""
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    @property
+    def processes_measured(self):
+        """The processes that serve metrics: gunicorn and each daphne."""
+        return ["gunicorn", *(f"daphne-{n}" for n in range(1, self.daphne_instances + 1))]
+
+    @property
+    def prometheus_dir(self):
+        return self.run_dir / "prometheus"
 
     @property
     def supervisor_conf(self):
@@ -132,6 +156,8 @@ def write_configs(stack):
     for directory in (stack.run_dir / "nginx", stack.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     nginx = find_program("nginx")
+    if stack.metrics_port is not None:
+        write_metrics_configs(stack)
     write_nginx_conf(
         stack, [stack.run_dir / f"daphne-{n}.sock" for n in range(1, stack.daphne_instances + 1)]
     )
@@ -165,8 +191,58 @@ NGINX_LIMITS = {
 }
 
 
+def kit_values(stack):
+    """deploy/render.py's values for this stack's metrics files."""
+    values = {
+        **kit.DEFAULTS,
+        "NAME": stack.project_name,
+        "RUN_DIR": str(stack.run_dir),
+        "DAPHNE_INSTANCES": str(stack.daphne_instances),
+        "METRICS_LISTEN": f"127.0.0.1:{stack.metrics_port}",
+        "PROMETHEUS_DIR": str(stack.prometheus_dir),
+        "SCRAPE_INTERVAL": "1s",
+    }
+    return {**values, "METRICS_TARGETS": kit.metrics_targets(values)}
+
+
+def write_metrics_configs(stack):
+    """A Prometheus config scraping this stack's processes every second (with the kit's
+    alert rules), to run `prometheus --config.file=RUN_DIR/prometheus/prometheus.yml`."""
+    values = kit_values(stack)
+    (stack.prometheus_dir / "targets").mkdir(parents=True, exist_ok=True)
+    for template, target in [
+        ("prometheus/prometheus.yml", stack.prometheus_dir / "prometheus.yml"),
+        ("prometheus/rules.yml", stack.prometheus_dir / "rules.yml"),
+        ("prometheus/targets.yml", stack.prometheus_dir / "targets" / f"{stack.project_name}.yml"),
+    ]:
+        target.write_text(kit.substitute((kit.DEPLOY_DIR / template).read_text(), values))
+
+
+# nginx's private metrics server, on 127.0.0.1 only: each process's metrics by path, and
+# nginx's stub_status; what `make top` and Prometheus read (as on a server, server.conf).
+METRICS_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port};
+        server_name _;
+        allow 127.0.0.1;
+        deny all;
+        include {repo_dir}/deploy/nginx/snippets/metrics-server.conf;
+        include {locations};
+    }}
+"""
+
+
 def write_nginx_conf(stack, ws_sockets):
-    """nginx.conf in the run dir, sending /ws/ to the unix sockets ``ws_sockets``."""
+    """nginx.conf in the run dir, sending /ws/ to the unix sockets ``ws_sockets``, and its
+    private metrics server if the stack has one."""
+    metrics_server = ""
+    if stack.metrics_port is not None:
+        locations = stack.run_dir / "nginx-metrics.conf"
+        template = (kit.DEPLOY_DIR / "nginx" / "metrics.conf").read_text()
+        locations.write_text(kit.substitute(template, kit_values(stack)))
+        metrics_server = METRICS_SERVER.format(
+            port=stack.metrics_port, repo_dir=REPO_DIR, locations=locations
+        )
     # Run as root, nginx would switch its workers to `nobody`, which cannot open the
     # stack's sockets (mode 660); keep them as the invoking user, as for everyone else.
     user = "user root root;" if os.geteuid() == 0 else ""
@@ -181,6 +257,7 @@ def write_nginx_conf(stack, ws_sockets):
         nginx_conf_dir="/etc/nginx",
         public_address=stack.address,
         public_port=stack.port,
+        metrics_server=metrics_server,
         server_names=server_names(stack.allowed_hosts),
         static_parent=stack.static_root.parent,
         # max_fails=0: never mark a daphne as failed. nginx lifts that mark only when a
@@ -224,7 +301,7 @@ def manage(stack, *args):
         )
 
 
-def ensure_port_free(address, port):
+def ensure_port_free(address, port, setting="PUBLIC_PORT"):
     with socket.socket() as probe:
         # As nginx binds: connections of a stack stopped a moment ago, still in TIME_WAIT,
         # do not make the port taken.
@@ -234,7 +311,7 @@ def ensure_port_free(address, port):
         except OSError as error:
             raise StackError(
                 f"port {port} on {address} is taken ({error.strerror}); "
-                "set PUBLIC_PORT in .env or stop what uses it"
+                f"set {setting} in .env or stop what uses it"
             ) from None
 
 
@@ -334,6 +411,10 @@ def up(stack):
         step("Creating the demo users")
         manage(stack, "demo_data")
     step(f"The stack is up: {stack.url}  (logs: {stack.log_dir}, stop: make down)")
+    print(
+        f"    metrics: {stack.metrics_url}/{stack.project_name}/<process>/metrics "
+        f"(make top; Prometheus: {stack.prometheus_dir / 'prometheus.yml'})"
+    )
     if stack.demo_users:
         print(f"    open {stack.url}/  and {demo_sign_in(stack)}", flush=True)
 
@@ -345,6 +426,8 @@ def demo_sign_in(stack):
 
 def start(stack):
     ensure_port_free(stack.address, stack.port)
+    if stack.metrics_port is not None:
+        ensure_port_free("127.0.0.1", stack.metrics_port, "METRICS_PORT")
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     step("Migrating the database")
     manage(stack, "migrate", "--noinput")
@@ -442,6 +525,19 @@ def logs(stack):
     os.execvp("tail", ["tail", "-n", "20", "-F", *files])
 
 
+def top(stack):
+    """A live view of the stack's processes, from their metrics, until Ctrl-C."""
+    from top import watch
+
+    if stack.supervisord_pid() is None:
+        raise StackError("the stack is not running; start it with `make up`")
+    title = f"{stack.project_name}: {stack.url}, metrics {stack.metrics_url}"
+    try:
+        watch(stack.metrics_url, stack.project_name, stack.daphne_instances, title, sys.stdout)
+    except KeyboardInterrupt:
+        return 0
+
+
 def smoke(stack):
     """The smoke test against this stack, with a fresh token for the push check."""
     result = subprocess.run(
@@ -458,7 +554,7 @@ def smoke(stack):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = {"up": up, "down": down, "status": status, "logs": logs, "smoke": smoke}
+    commands = {"up": up, "down": down, "status": status, "logs": logs, "smoke": smoke, "top": top}
     parser.add_argument("command", choices=commands)
     command = parser.parse_args().command
     try:

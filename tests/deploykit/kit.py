@@ -47,11 +47,12 @@ COMPOSE_BACKENDS = {
 def site_for_this_machine(tmp_path, name=NAME, domain=DOMAIN, **values):
     """The kit with every server path moved under ``tmp_path``/``name`` (the code stays in
     this checkout), so nginx and systemd-analyze can check the real files without root
-    paths. ``values`` override more of render.py's defaults (COMPOSE_BACKENDS: compose's
-    site)."""
+    paths; what projects share on a host (the metrics paths, Prometheus' files) is in
+    ``tmp_path`` itself, installed there. ``values`` override more of render.py's defaults
+    (COMPOSE_BACKENDS: compose's site)."""
     base = tmp_path / name
     certificate, key = throwaway_certificate(base / "tls", domain)
-    return render_kit(
+    kit = render_kit(
         base / "kit",
         name=name,
         domain=domain,
@@ -63,8 +64,15 @@ def site_for_this_machine(tmp_path, name=NAME, domain=DOMAIN, **values):
         nginx_error_log=base / "error.log",
         tls_certificate=certificate,
         tls_certificate_key=key,
+        # What every project's kit on a host shares: one directory each.
+        nginx_metrics_dir=tmp_path / "metrics.d",
+        prometheus_dir=tmp_path / "prometheus",
         **values,
     )
+    # Where `cp -r kit/. /` would put them, as on a server.
+    for shared in (tmp_path / "metrics.d", tmp_path / "prometheus"):
+        shutil.copytree(kit / str(shared).lstrip("/"), shared, dirs_exist_ok=True)
+    return kit
 
 
 def nginx_includes(*kits):

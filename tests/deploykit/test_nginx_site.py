@@ -69,18 +69,26 @@ def test_two_projects_sites_share_one_nginx(tmp_path):
     nginx_test(tmp_path, debian_conf(tmp_path, nginx_includes(*kits)))
 
 
-def local_stack_conf(tmp_path):
-    """The nginx.conf `make up` writes, rendered by deploy/local/stack.py itself."""
+def local_stack_conf(tmp_path, metrics_port=9405):
+    """The nginx.conf `make up` writes, rendered by deploy/local/stack.py itself; with
+    ``metrics_port=None``, the bench floor's (no metrics server)."""
     stack_module = deploy_module("local/stack")
     data = tmp_path / "local"
     stack = stack_module.Stack(
         data_dir=data, run_dir=data / "run", log_dir=data / "log",
         static_root=data / "public" / "static", address="127.0.0.1", port=8080,
         daphne_instances=2, own_redis=True, allowed_hosts=["127.0.0.1", "localhost"],
-        demo_users=False,
+        metrics_port=metrics_port, demo_users=False,
     )  # fmt: skip
     stack_module.write_configs(stack)
     return stack.run_dir / "nginx.conf"
+
+
+@pytest.mark.parametrize("metrics_port", [9405, None], ids=["make up", "bench floor"])
+def test_nginx_accepts_the_local_stack_with_or_without_its_metrics_server(metrics_port, tmp_path):
+    conf = local_stack_conf(tmp_path, metrics_port)
+    nginx_test(tmp_path, conf)
+    assert ("listen 127.0.0.1:9405;" in conf.read_text()) == (metrics_port is not None)
 
 
 def gixy_issues(conf):

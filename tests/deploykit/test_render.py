@@ -18,9 +18,17 @@ def test_every_placeholder_is_filled_and_the_pool_has_one_socket_per_instance(tm
     kit = render_kit(tmp_path / "kit", domain="chat.example.org", daphne_instances=3)
     assert [str(p.relative_to(kit)) for p in rendered_files(kit)] == sorted([
         "etc/nginx/conf.d/django-channels.conf",
+        "etc/nginx/django-channels-metrics.d/realtime.conf",
         "etc/nginx/sites-available/realtime.conf",
+        "etc/prometheus/django-channels/exporters/this-host.yml",
+        "etc/prometheus/django-channels/prometheus.yml",
+        "etc/prometheus/django-channels/rules.yml",
+        "etc/prometheus/django-channels/targets/realtime.yml",
         "etc/realtime/env",
         "etc/systemd/system/nginx.service.d/django-channels.conf",
+        "etc/systemd/system/prometheus-nginx-exporter.service.d/django-channels.conf",
+        "etc/systemd/system/prometheus-postgres-exporter.service.d/django-channels.conf",
+        "etc/systemd/system/prometheus-redis-exporter.service.d/django-channels.conf",
         "etc/systemd/system/realtime-daphne@.service",
         "etc/systemd/system/realtime-daphne@.socket",
         "etc/systemd/system/realtime-gunicorn.service",

@@ -98,6 +98,7 @@ class LocalStack:
             "PUBLIC_ADDRESS": address,
             "PUBLIC_PORT": str(port),
             "REDIS_URL": "",  # the stack's own redis-server
+            "METRICS_PORT": str(free_port()),  # nginx's private metrics server
             **settings,
         }
 

@@ -206,6 +206,49 @@ def test_both_daphne_instances_of_each_project_served_websockets(server):
             assert "websocket closed" in log, f"{name}-daphne@{instance} served none:\n{log}"
 
 
+METRICS_PROBE = """python3 -c "
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as answer:
+        print(answer.status, answer.read().decode())
+except urllib.error.HTTPError as error:
+    print(error.code)
+" """
+
+
+def test_every_process_of_both_projects_serves_metrics_on_the_private_server_only(server):
+    """nginx's metrics server on 127.0.0.1:9405 reaches each process's metrics socket in
+    /run/NAME (made under the systemd sandbox, in a setgid directory nginx may enter); the
+    public sites have no such path."""
+    machine, deployments = server
+    for deployment in deployments:
+        name = deployment.name
+        for process, metric in [("gunicorn", "realtime_http_requests_total"),
+                                ("daphne-1", "realtime_websockets_open"),
+                                ("daphne-2", "realtime_websockets_open")]:  # fmt: skip
+            url = f"http://127.0.0.1:9405/{name}/{process}/metrics"
+            shown = machine.run(METRICS_PROBE + url).stdout
+            assert shown.startswith("200 ") and f"\n{metric}" in shown, (url, shown[:500])
+            public = f"https://{deployment.domain}/{name}/{process}/metrics"
+            assert machine.run(METRICS_PROBE + public).stdout.strip() == "404", public
+    assert (
+        "Active connections"
+        in machine.run(METRICS_PROBE + "http://127.0.0.1:9405/nginx/stub_status").stdout
+    )
+
+
+def test_production_logs_one_json_object_a_line(server):
+    """What gunicorn and daphne themselves wrote to the journal (not systemd's lines about
+    their units)."""
+    machine, _ = server
+    for unit in ("realtime-gunicorn.service", "realtime-daphne@1.service"):
+        shown = machine.run(f"journalctl _SYSTEMD_UNIT={unit} --no-pager -o cat").stdout
+        entries = [json.loads(line) for line in shown.splitlines()]  # each line one object
+        assert entries, unit
+    closes = [entry for entry in entries if entry["message"].startswith("websocket closed")]
+    assert closes and all("code" in entry and entry["process"] == "daphne-1" for entry in closes)
+
+
 def test_the_first_admin_signs_in_with_the_server_settings(server):
     machine, deployments = server
     for deployment in deployments:

@@ -43,13 +43,21 @@ async def test_every_disconnect_is_one_structured_log_line(connect, caplog, user
         await anonymous.disconnect(code=1001)
         signed_in, _, _ = await connect("/ws/notifications/", headers=(ORIGIN, bearer(token)))
         await signed_in.disconnect(code=4000)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("websocket")]
+    records = [r for r in caplog.records if r.getMessage().startswith("websocket")]
+    lines = [record.getMessage() for record in records]
     assert len(lines) == 2
-    assert lines[0].startswith("websocket closed code=1001 path=/ws/echo/ user=- duration=")
+    assert lines[0].startswith("websocket closed code=1001 path=/ws/echo/ user=- socket=")
     assert lines[1].startswith(
-        f"websocket closed code=4000 path=/ws/notifications/ user={user.pk} duration="
+        f"websocket closed code=4000 path=/ws/notifications/ user={user.pk} socket="
     )
     assert all(line.endswith("s") and token not in line for line in lines)
+    # The same as fields, for JSON logs (realtime.logs): a socket id each, never the token.
+    fields = [(r.code, r.path, r.user, type(r.duration)) for r in records]
+    assert fields == [
+        (1001, "/ws/echo/", None, float),
+        (4000, "/ws/notifications/", user.pk, float),
+    ]
+    assert records[0].socket and records[0].socket != records[1].socket
 
 
 DEAD_REDIS = {

@@ -145,6 +145,7 @@ def test_production_settings_pass_the_deploy_checks():
         ({"SECRET_KEY": "dev-only-insecure-change-me" + "x" * 40}, "SECRET_KEY"),
         ({"DEBUG": "true"}, "DEBUG"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ],
 )
 def test_production_refuses_unsafe_values(overrides, complaint):
@@ -232,3 +233,25 @@ def test_reauthentication_interval_must_be_bounded():
 def test_the_apps_frame_limit_is_below_daphnes():
     """Between the two, a client gets an error frame; above daphne's, close code 1009."""
     assert 4000 * 12 < settings.WEBSOCKET_MAX_MESSAGE_LENGTH < run_daphne().MAX_MESSAGE_BYTES
+
+
+@pytest.mark.parametrize(
+    ("module", "log_format", "formatter"),
+    [
+        ("config.settings.production", "", "realtime.logs.JsonFormatter"),
+        ("config.settings.production", "plain", None),
+        ("config.settings.local", "", None),
+        ("config.settings.local", "json", "realtime.logs.JsonFormatter"),
+    ],
+)
+def test_logs_are_json_in_production_unless_asked_otherwise(module, log_format, formatter):
+    script = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps(settings.LOGGING['formatters']))"
+    )
+    result = manage_production(
+        "shell", "-c", script, DJANGO_SETTINGS_MODULE=module, LOG_FORMAT=log_format
+    )
+    assert result.returncode == 0, result.stderr
+    (formatter_config,) = json.loads(result.stdout.splitlines()[-1]).values()
+    assert formatter_config.get("()") == formatter

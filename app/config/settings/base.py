@@ -5,6 +5,8 @@ Values in the real environment win over ``.env``, so a process manager or a test
 override any of them.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.environment import load_environment
 
 # The entry points have read the env file already; settings imported some other way (a
@@ -42,6 +44,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its time covers every other middleware; it also holds nginx's request id for
+    # the logs (realtime.metrics, realtime.request_id).
+    "realtime.http_observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -151,29 +156,57 @@ CHAT_HISTORY_LENGTH = 50
 CHAT_MESSAGE_MAX_LENGTH = 4000
 # demo: end
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
+LOG_FORMATS = ("plain", "json")
+
+
+def logging_config(log_format, level):
+    """Django's LOGGING, and gunicorn's own loggers' (deploy/gunicorn.conf.py passes it on as
+    logconfig_dict): one format for every line of every process. ``json``: one object per
+    line (realtime.logs); ``plain``: a line of text."""
+    if log_format not in LOG_FORMATS:
+        raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {log_format!r}.")
+    formatters = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "filters": {
-        "client_error": {"()": "config.log_filters.ClientErrorWithoutTraceback"},
-    },
-    "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "stderr_client_errors": {
+        "json": {"()": "realtime.logs.JsonFormatter"},
+    }
+    # Every line logged while a request is handled carries nginx's id for it.
+    filters = ["request_id"]
+
+    def to_stderr(*more_filters):
+        return {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["client_error"],
+            "formatter": log_format,
+            "filters": [*filters, *more_filters],
+        }
+
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {log_format: formatters[log_format]},
+        "filters": {
+            "client_error": {"()": "config.log_filters.ClientErrorWithoutTraceback"},
+            "request_id": {"()": "realtime.request_id.RequestIdFilter"},
         },
-    },
-    "loggers": {
-        # An unknown Host header: one warning line (nginx answers most of them itself).
-        "django.security.DisallowedHost": {
-            "handlers": ["stderr_client_errors"],
-            "propagate": False,
+        "handlers": {
+            "stderr": to_stderr(),
+            "stderr_client_errors": to_stderr("client_error"),
         },
-    },
-    "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+        "loggers": {
+            # An unknown Host header: one warning line (nginx answers most of them itself).
+            "django.security.DisallowedHost": {
+                "handlers": ["stderr_client_errors"],
+                "propagate": False,
+            },
+            # gunicorn's own (read by gunicorn.conf.py); nothing else logs to them.
+            "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+    }
+
+
+# Log lines as text (plain) or one JSON object each (json: what a log store indexes; on by
+# default in production), at LOG_LEVEL and above.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
