@@ -256,7 +256,7 @@ def http_rate(targets, seconds, connections):
         results[target.name] = {
             "path": target.http_path(),
             "per_second": round(float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])),
-            "p99": re.search(r"99%\s+(\S+)", output)[1],
+            "p99": re.search(r"^\s+99%\s+(\S+)", output, re.M)[1],  # --latency's table
             "non_2xx": int(errors[1]) if errors else 0,
         }
         print(f"    http {target.name:8}: {results[target.name]}")

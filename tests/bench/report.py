@@ -5,11 +5,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+# The targets (issue 18), for what `make up` ships: fan-out as a multiple of the floor's p50
+# time-to-member at that size, handshakes as a share of the floor's rate.
 GOALS = {
-    "fanout": 1.5,  # p50 time-to-member at 2,000 members, × floor
+    "fanout": {2000: 2.0, 5000: 2.5},
     "kib_per_socket": 30,
     "push_p99_ms": 10,
-    "handshakes": 2000,
+    "handshakes": 0.8,
 }
 
 
@@ -27,44 +29,55 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
+def shipped(results):
+    """The target that is what `make up` ships: the fast path on, when it was measured."""
+    return "tuned+fast" if "tuned+fast" in results["targets"] else "tuned"
+
+
 def goals_table(results):
-    tuned, floor = "tuned", "floor"
-    rows = ["| goal | tuned | reference | ratio | |", "|---|---:|---:|---:|---|"]
-    fan = results["fanout_ws"]
-    size = max(int(n) for n in fan[tuned]) if 2000 not in fan[tuned] else 2000
-    value, reference = fan[tuned][size]["member_p50_ms"], fan[floor][size]["member_p50_ms"]
-    rows.append(
-        f"| fan-out to {size:,} members (WS), p50 time-to-member ≤ {GOALS['fanout']}× floor "
-        f"| {cell(value)} ms | {cell(reference)} ms (floor) | {ratio(value, reference)} "
-        f"| {verdict(value is not None and value <= GOALS['fanout'] * reference)} |"
-    )
+    tuned, floor = shipped(results), "floor"
+    rows = [f"| goal | {tuned} | reference | ratio | |", "|---|---:|---:|---:|---|"]
+    # Sizes are ints when measured, strings when read back from results.json.
+    fan = {
+        name: {int(n): row for n, row in rows.items()}
+        for name, rows in results["fanout_ws"].items()
+    }
+    for size, goal in GOALS["fanout"].items():
+        if size not in fan[tuned]:
+            continue  # a --quick run
+        value, reference = fan[tuned][size]["member_p50_ms"], fan[floor][size]["member_p50_ms"]
+        rows.append(
+            f"| fan-out to {size:,} members (WS), p50 time-to-member ≤ {goal}× floor "
+            f"| {cell(value)} ms | {cell(reference)} ms (floor) | {ratio(value, reference)} "
+            f"| {verdict(value is not None and value <= goal * reference)} |"
+        )
     top = results["capacity"][tuned][-1]
-    article_top = results["capacity"]["article"][-1]
+    floor_top = results["capacity"][floor][-1]
     rows.append(
         f"| {top['attempted']:,} sockets through nginx, 0 failures "
-        f"| {top['failures']} failures | {article_top['failures']} (article) | – "
+        f"| {top['failures']} failures | {floor_top['failures']} (floor) | – "
         f"| {verdict(top['failures'] == 0)} |"
     )
     kib = top["ws_kib_per_socket"]
     rows.append(
         f"| ≤ {GOALS['kib_per_socket']} KiB RSS per socket in the WS tier | {cell(kib)} KiB "
-        f"| {cell(results['capacity'][floor][-1]['ws_kib_per_socket'])} KiB (floor) "
-        f"| {ratio(kib, results['capacity'][floor][-1]['ws_kib_per_socket'])} "
+        f"| {cell(floor_top['ws_kib_per_socket'])} KiB (floor) "
+        f"| {ratio(kib, floor_top['ws_kib_per_socket'])} "
         f"| {verdict(kib is not None and kib <= GOALS['kib_per_socket'])} |"
     )
     push = results["push"]
     rows.append(
         f"| push p99 ≤ {GOALS['push_p99_ms']} ms at {push[tuned]['rate']}/s "
-        f"| {cell(push[tuned]['p99_ms'])} ms | {cell(push['article']['p99_ms'])} ms (article) "
-        f"| {ratio(push[tuned]['p99_ms'], push['article']['p99_ms'])} "
+        f"| {cell(push[tuned]['p99_ms'])} ms | {cell(push[floor]['p99_ms'])} ms (floor) "
+        f"| {ratio(push[tuned]['p99_ms'], push[floor]['p99_ms'])} "
         f"| {verdict(push[tuned]['p99_ms'] is not None and push[tuned]['p99_ms'] <= 10)} |"
     )
     shakes = results["handshakes"]
+    value, reference = shakes[tuned]["per_second"], shakes[floor]["per_second"]
     rows.append(
-        f"| ≥ {GOALS['handshakes']:,} handshakes/s through nginx "
-        f"| {shakes[tuned]['per_second']:,}/s | {shakes[floor]['per_second']:,}/s (floor) "
-        f"| {ratio(shakes[tuned]['per_second'], shakes[floor]['per_second'])} "
-        f"| {verdict(shakes[tuned]['per_second'] >= GOALS['handshakes'])} |"
+        f"| handshakes/s through nginx ≥ {GOALS['handshakes']}× floor "
+        f"| {value:,}/s | {reference:,}/s (floor) | {ratio(value, reference)} "
+        f"| {verdict(value >= GOALS['handshakes'] * reference)} |"
     )
     return rows
 
