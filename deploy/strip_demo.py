@@ -28,7 +28,7 @@ DEMO_PATHS = [
     "tests/containers/site.py", "tests/containers/test_development.py",
     "tests/containers/test_production.py",
     "tests/e2e/browser.py", "tests/e2e/test_bad_input_through_nginx.py",
-    "tests/e2e/test_metrics_and_logs.py", "tests/e2e/prometheus.py", "tests/e2e/test_fast_path.py",
+    "tests/e2e/test_metrics_and_logs.py", "tests/e2e/prometheus.py", "tests/e2e/test_fast_path_end_to_end.py",
     "tests/e2e/test_browser.py", "tests/e2e/test_faults.py",
     "tests/e2e/test_production_like_stack.py", "tests/e2e/test_quick_start.py",
     "tests/e2e/test_security_through_nginx.py", "tests/e2e/test_sse_through_nginx.py",

@@ -2,7 +2,7 @@
 event's frame straight to its connection, interleaved with what its consumer sends itself.
 
 The server's side is daphne's (deploy/fast_path.py, exercised through nginx in
-tests/e2e/test_fast_path.py). Here the connection is the communicator's: its frame writer
+tests/e2e/test_fast_path_end_to_end.py). Here the connection is the communicator's: its frame writer
 puts each frame on the communicator's output, the very queue the consumer's own sends go
 to, so the order a client would see is the order these tests read. The channel layer is
 the real one, on the session's Redis; events come from the app's own writes
