@@ -33,7 +33,16 @@ def deploy_module(name):
     path = REPO_DIR / "deploy" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # A launcher sets up the environment of the process it configures (gunicorn.conf.py:
+    # PROMETHEUS_MULTIPROC_DIR). Reading its constants must not change the tests' own, or
+    # every stack started later inherits it (its manage.py commands then wrote their metrics
+    # into gunicorn's directory, and gunicorn served them).
+    environment = dict(os.environ)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
     return module
 
 

@@ -187,14 +187,16 @@ def test_every_dashboard_query_answers_from_the_scraped_metrics(observed):
     assert empty == []
 
 
-async def test_make_top_shows_the_stack_live_until_ctrl_c(observed):
+async def test_make_top_shows_the_stack_live_until_ctrl_c(observed, tmp_path):
     """`make top` (stack.py top) on the running stack: sockets per daphne and endpoint,
     message rates, the push p99, the last closes; Ctrl-C ends it. With TOP_SCREENSHOT=PATH
     (`make screenshot`), the screen it showed is saved as a PNG there (docs/top.png)."""
     stack, _ = observed
+    # stderr to a file, not a pipe read only at the end: a full pipe would block it.
+    errors = (tmp_path / "top.stderr").open("w+")
     top = subprocess.Popen(
         [sys.executable, STACK, "top"], env=stack.env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=errors, text=True,
     )  # fmt: skip
     screens = []
     reader = threading.Thread(target=read_screens, args=(top.stdout, screens))
@@ -233,7 +235,8 @@ async def test_make_top_shows_the_stack_live_until_ctrl_c(observed):
                 top.kill()
                 top.wait()
             reader.join(timeout=10)
-    assert top.returncode == 0, top.stderr.read()
+    errors.seek(0)
+    assert top.returncode == 0, errors.read()
     assert re.search(r"^daphne-1\s+up\s+\d+", screen, re.M) and "gunicorn" in screen
     if path := os.environ.get("TOP_SCREENSHOT"):
         terminal_png(screen, path)
