@@ -1,8 +1,8 @@
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
-from realtime.db import database_sync_to_async
 from realtime.scope import client_address
 from realtime.text import InvalidText
 from realtime.throttle import client_of
