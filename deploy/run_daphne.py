@@ -401,8 +401,9 @@ def clear_stale_unix_socket(path):
 # Connections waiting to be accepted. Twisted's default is 50: a burst of handshakes (a
 # deploy, a reconnect wave after a restart) overflows it, and nginx gets EAGAIN from a
 # full unix socket at once (it does not wait as for TCP), answering 502. The kernel caps
-# it at net.core.somaxconn (4096 on current kernels).
-LISTEN_BACKLOG = 1024
+# it at net.core.somaxconn (4096 on current kernels); the systemd socket unit asks for
+# as many (Backlog=).
+LISTEN_BACKLOG = 4096
 
 
 def endpoint(bind):

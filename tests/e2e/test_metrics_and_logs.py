@@ -197,6 +197,7 @@ async def test_make_top_shows_the_stack_live_until_ctrl_c(observed, tmp_path):
     top = subprocess.Popen(
         [sys.executable, STACK, "top"], env=stack.env, stdout=subprocess.PIPE,
         stderr=errors, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )  # fmt: skip
     screens = []
     reader = threading.Thread(target=read_screens, args=(top.stdout, screens))
