@@ -103,12 +103,15 @@ bench: $(STAMP) ## Benchmark the tuned stack against the article's default and a
 	@$(PYTHON) tests/bench/run.py $(if $(QUICK),--quick)
 
 bench-replay: $(STAMP) ## Measure what resuming a 100,000-message room costs a daphne (~3 min)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES)
 	@$(PYTHON) tests/bench/replay.py
 
 load: $(STAMP) ## Deploys and failures under load: restarts, reloads, kills with 5,000 sockets (SOCKETS=...; ~5 min)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) pg_ctlcluster:postgresql
 	@$(PYTHON) tests/load/run.py $(if $(SOCKETS),--sockets $(SOCKETS))
 
 soak: $(STAMP) ## Memory under churn: 50,000 sockets opened and closed in waves, with group traffic (~10 min)
+	@deploy/local/system-packages.sh $(SYSTEM_PACKAGES) pg_ctlcluster:postgresql
 	@$(PYTHON) tests/load/soak.py
 # demo: end
 

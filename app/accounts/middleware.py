@@ -1,9 +1,9 @@
 """Token authentication for websockets; HTTP uses ``accounts.decorators``."""
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
+from realtime.db import database_sync_to_async
 from realtime.scope import ticket_offered
 
 from .tickets import redeem_ticket

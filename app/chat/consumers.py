@@ -1,14 +1,14 @@
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
+from realtime.db import database_sync_to_async
 from realtime.scope import client_address
 from realtime.text import InvalidText
 from realtime.throttle import client_of
 
 from .events import EVENT_TYPE, is_valid_room_name, room_group
-from .services import post_message, posting_refusal, room_stream, validate_chat_message
+from .services import post_within_limits, room_stream, validate_chat_message
 
 
 class ChatConsumer(StoredEventConsumer):
@@ -58,10 +58,8 @@ class ChatConsumer(StoredEventConsumer):
     def post(self, text):
         """Store a message, or say which limit refuses it (synchronous: database thread)."""
         user = self.scope["user"]
-        refusal = posting_refusal(self.room, client_of(user, client_address(self.scope)))
-        if refusal is None:
-            post_message(self.room, user, text)
-        return refusal
+        poster = client_of(user, client_address(self.scope))
+        return post_within_limits(self.room, user, text, poster)
 
     async def chat_message(self, event):  # without the fast path
         await self.relay_event(event)

@@ -1,7 +1,6 @@
-from channels.db import database_sync_to_async
-
 from realtime import close_codes
 from realtime.consumers import StoredEventConsumer
+from realtime.db import database_sync_to_async
 
 from .events import EVENT_TYPE, user_group
 from .services import latest_notification_id, user_stream

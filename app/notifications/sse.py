@@ -14,12 +14,12 @@ import asyncio
 import time
 from contextlib import aclosing
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from realtime.db import database_sync_to_async
 from realtime.replay import RESET, pages
 from realtime.scope import parse_message_id
 from realtime.wire import encode

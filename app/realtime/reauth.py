@@ -14,7 +14,6 @@ import asyncio
 import logging
 from importlib import import_module
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
@@ -31,6 +30,7 @@ from django.utils.crypto import constant_time_compare
 from accounts.tokens import usable_token_ids
 
 from . import close_codes
+from .db import database_sync_to_async
 
 logger = logging.getLogger(__name__)
 

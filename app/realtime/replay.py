@@ -18,8 +18,9 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
 from django.db.models import QuerySet
+
+from .db import database_sync_to_async
 
 PAGE_SIZE = 200
 REPLAYS_PER_PROCESS = 4
