@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from statistics import quantiles
 
+from bench.client import ClientPool
+
 IDLE_CPU = 0.05  # a tier using under 5 % of one core is idle
 IDLE_TIMEOUT = 30
 # After thousands of sockets close, a server may be busy for a while (each disconnect
@@ -121,18 +123,8 @@ def fan_out(pool, targets, kind, sizes, repeats):
             )
             members[target.name] += opened
             failures[target.name] += failed
-            waits, lasts, missing = [], [], 0
-            for repeat in range(repeats):
-                wait_idle(target.ws_tier_pids())
-                marker = f"{kind}-{size}-{repeat}-{uuid.uuid4().hex[:8]}"
-                times = fan_out_once(pool, set_name, target, kind, marker)
-                arrived = [t for t in times if t is not None]
-                missing += len(times) - len(arrived)
-                waits += arrived
-                if arrived:
-                    lasts.append(max(arrived))
             results[target.name][size] = {
-                **summary(waits, lasts, missing),
+                **fan_out_rounds(pool, set_name, target, kind, repeats),
                 "members": members[target.name],
                 "open_failures": failures[target.name],
             }
@@ -142,6 +134,20 @@ def fan_out(pool, targets, kind, sizes, repeats):
     for target in targets:
         wait_idle(target.ws_tier_pids(), SETTLE_TIMEOUT)
     return results
+
+
+def fan_out_rounds(pool, set_name, target, kind, repeats):
+    """``repeats`` messages to every member of ``set_name``, one at a time: their summary."""
+    waits, lasts, missing = [], [], 0
+    for _ in range(repeats):
+        wait_idle(target.ws_tier_pids())
+        times = fan_out_once(pool, set_name, target, kind, f"{kind}-{uuid.uuid4().hex}")
+        arrived = [t for t in times if t is not None]
+        missing += len(times) - len(arrived)
+        waits += arrived
+        if arrived:
+            lasts.append(max(arrived))
+    return summary(waits, lasts, missing)
 
 
 def summary(waits, lasts, missing):
@@ -155,8 +161,9 @@ def summary(waits, lasts, missing):
     }
 
 
-def capacity(pool, targets, steps):
-    """Sockets held through nginx at each step; failures and RSS growth per socket.
+def capacity(pool, targets, steps, repeats):
+    """Sockets held through nginx at each step; failures and RSS growth per socket; at
+    the last step, a fan-out to every socket held (WS-triggered, ``repeats`` messages).
 
     Growth per socket is the slope from the previous step (the first: from before the
     first socket): an earlier phase may have left freed memory in the process, which a
@@ -189,6 +196,8 @@ def capacity(pool, targets, steps):
             )
             previous = (held, ws, nginx)
             print(f"    capacity {target.name:8}: {rows[-1]}")
+        rows[-1]["fan_out"] = fan_out_rounds(pool, "capacity", target, "ws", repeats)
+        print(f"    capacity {target.name:8} fan-out to {held:,}: {rows[-1]['fan_out']}")
         pool.call("close", "capacity")
         wait_idle(target.ws_tier_pids(), SETTLE_TIMEOUT)
         results[target.name] = rows
@@ -241,6 +250,21 @@ def handshakes(pool, targets, count, concurrency):
         print(f"    handshakes {target.name:8}: {results[target.name]}")
         wait_idle(target.ws_tier_pids())
     return results
+
+
+def handshake_client_processes(floor, count, concurrency, process_counts):
+    """The floor's handshakes/s as client processes are added, one row per count, and the
+    count to measure every target with: where the floor's rate stops rising (past it the
+    client processes only take the server's CPU), i.e. its highest."""
+    rows = []
+    for processes in process_counts:
+        pool = ClientPool(processes)
+        try:
+            rows.append({"processes": processes,
+                         **handshakes(pool, [floor], count, concurrency)[floor.name]})  # fmt: skip
+        finally:
+            pool.close()
+    return rows, max(rows, key=lambda row: row["per_second"])["processes"]
 
 
 def http_rate(targets, seconds, connections):

@@ -58,6 +58,13 @@ def goals_table(results):
         f"| {top['failures']} failures | {floor_top['failures']} (floor) | – "
         f"| {verdict(top['failures'] == 0)} |"
     )
+    rows.append(
+        f"| fan-out to all {top['held']:,} members: measured, 0 lost "
+        f"| {cell(top['fan_out']['member_p50_ms'])} ms p50, {top['fan_out']['missing']} lost "
+        f"| {cell(floor_top['fan_out']['member_p50_ms'])} ms (floor) "
+        f"| {ratio(top['fan_out']['member_p50_ms'], floor_top['fan_out']['member_p50_ms'])} "
+        f"| {verdict(top['fan_out']['missing'] == 0)} |"
+    )
     kib = top["ws_kib_per_socket"]
     rows.append(
         f"| ≤ {GOALS['kib_per_socket']} KiB RSS per socket in the WS tier | {cell(kib)} KiB "
@@ -148,6 +155,17 @@ def write(results, out):
         "",
         "## Handshakes through nginx (open, then drop; /ws/echo/)",
         "",
+        "First the floor alone, with more and more client processes (32 handshakes in "
+        "flight each): while its rate rises, the client was the limit. Every target is "
+        "then measured with the count where the floor's rate was highest.",
+        "",
+        "| client processes | floor handshakes/s | failures |",
+        "|---:|---:|---:|",
+        *(
+            f"| {row['processes']} | {row['per_second']:,} | {row['failures']} |"
+            for row in results["handshake_floor"]
+        ),
+        "",
         "| target | handshakes/s | failures | × floor | × article |",
         "|---|---:|---:|---:|---:|",
         *(
@@ -185,10 +203,34 @@ def write(results, out):
                 f"| {row['ws_rss_mib']} MiB | {cell(row['ws_kib_per_socket'])} "
                 f"| {row['nginx_rss_mib']} MiB | {cell(row['nginx_kib_per_socket'])} |"
             )
-    lines += ["", "![memory vs sockets](memory.png)", "", "Profile: [profile.md](profile.md).", ""]
+    lines += ["", "![memory vs sockets](memory.png)", ""]
+    lines += capacity_fan_out_table(results["capacity"])
+    lines += ["", "Profile: [profile.md](profile.md).", ""]
     (out / "results.md").write_text("\n".join(lines))
     plot_fan_out(results, out / "fanout.png")
     plot_memory(results, out / "memory.png")
+
+
+def capacity_fan_out_table(capacity):
+    """The fan-out to every socket the capacity step held (20,000 in a full run)."""
+    floor = capacity["floor"][-1]["fan_out"]
+    lines = [
+        f"## Fan-out to every socket held ({capacity['floor'][-1]['attempted']:,} members, "
+        "WS-triggered)",
+        "",
+        "| target | members | time-to-member p50 | p99 | time-to-last p50 | lost "
+        "| p50 × floor | last p50 × floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in capacity.items():
+        row = rows[-1]["fan_out"]
+        lines.append(
+            f"| {name} | {rows[-1]['held']:,} | {cell(row['member_p50_ms'])} ms "
+            f"| {cell(row['member_p99_ms'])} ms | {cell(row['last_p50_ms'])} ms "
+            f"| {row['missing']} | {ratio(row['member_p50_ms'], floor['member_p50_ms'])} "
+            f"| {ratio(row['last_p50_ms'], floor['last_p50_ms'])} |"
+        )
+    return lines
 
 
 def plot_fan_out(results, path):
