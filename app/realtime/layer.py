@@ -24,6 +24,17 @@ And the pub/sub layer hands each group message first to realtime.fanout (the fas
 which writes it once per process to the members that take it that way and queues it for
 the others, as the layer would: its shard connections are this module's ``FanOutShard``.
 
+Those shard connections also subscribe and unsubscribe in batches. channels_redis sends
+one SUBSCRIBE or UNSUBSCRIBE per call, each under the shard's one lock: every socket
+subscribes its own channel and its groups when it opens (a no-op for a group the process
+follows already still waits for the lock) and unsubscribes when it closes. When thousands
+of sockets open at once (a wave of clients reconnecting to the daphne that stayed up, a
+soak's waves) the lock's queue held thousands of handshakes, each turn costing several
+event-loop iterations of a busy loop: about one subscription a second, handshakes cut at
+daphne's connect timeout, and a wave of 5,000 members of which a few hundred got in
+(tests/load/soak.py). Batched, whatever queued up while one command was being written goes
+out as the next: one SUBSCRIBE, or UNSUBSCRIBE, for many channels, in the order called.
+
 This reaches into the layer's internals (its per-event-loop layer, ``channels``,
 ``groups``, ``_get_shard``, its shard connections and how it receives on them);
 ``check_internals`` refuses to start on a channels_redis that lacks them.
@@ -74,6 +85,50 @@ class FanOutLoopLayer(RedisPubSubLoopLayer):
 
 
 class FanOutShard(RedisSingleShardConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._queued = []  # [(command, channel, future)], in the order they were asked for
+        self._sender = None  # the task sending them
+
+    async def subscribe(self, channel):
+        await self._enqueue("SUBSCRIBE", channel)
+
+    async def unsubscribe(self, channel):
+        await self._enqueue("UNSUBSCRIBE", channel)
+
+    async def _enqueue(self, command, channel):
+        done = asyncio.get_running_loop().create_future()
+        self._queued.append((command, channel, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._write_queued())
+        # A caller cancelled meanwhile (its socket gone) still gets its command sent: an
+        # unsubscribe skipped would leave the channel subscribed for the process's life.
+        await asyncio.shield(done)
+
+    async def _write_queued(self):
+        """Send what is queued, batch after batch, under the lock publish and flush take."""
+        async with self._lock:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
+                    for command, channels in subscription_commands(batch, self._subscribed_to):
+                        self._ensure_redis()
+                        self._ensure_receiver()
+                        if command == "SUBSCRIBE":
+                            await self._pubsub.subscribe(*channels)
+                            self._subscribed_to.update(channels)
+                        else:
+                            await self._pubsub.unsubscribe(*channels)
+                            self._subscribed_to.difference_update(channels)
+                except Exception as error:  # noqa: BLE001 - each caller gets it, as unbatched
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(error)
+                    continue
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
     def _receive_message(self, message):
         if message is not None:
             name = message["channel"]
@@ -87,6 +142,25 @@ class FanOutShard(RedisSingleShardConnection):
                                layer.channels)  # fmt: skip
                 return
         super()._receive_message(message)
+
+
+def subscription_commands(batch, subscribed):
+    """``batch`` ([(command, channel, future)], in call order) as the fewest commands with
+    the same effect as sending each in turn: [(command, [channels])]. As channels_redis
+    does one by one, a subscribe to a channel already subscribed (or an unsubscribe from one
+    not subscribed) sends nothing; consecutive ones of a kind share a command."""
+    state = {}  # channel → subscribed after the batch so far, where that changed
+    commands = []
+    for command, channel, _ in batch:
+        now = state.get(channel, channel in subscribed)
+        if now == (command == "SUBSCRIBE"):
+            continue
+        state[channel] = not now
+        if commands and commands[-1][0] == command:
+            commands[-1][1].append(channel)
+        else:
+            commands.append((command, [channel]))
+    return commands
 
 
 class CoreChannelLayer(RedisChannelLayer):
@@ -126,7 +200,14 @@ def check_internals():
         and hasattr(RedisPubSubLoopLayer, "_get_shard")
         and all(name in loop_layer for name in ("self.channels", "self.groups", "self._shards"))
         and "def _receive_message(self, message)" in shard
-        and "self.host" in shard
+        and all(
+            name in shard
+            for name in ("self.host", "self._lock", "self._subscribed_to", "self._pubsub")
+        )
+        and all(
+            hasattr(RedisSingleShardConnection, name)
+            for name in ("_ensure_redis", "_ensure_receiver", "subscribe", "unsubscribe")
+        )
     ):
         raise ImproperlyConfigured(
             f"channels-redis {found} lacks the pub/sub internals realtime/layer.py relies on"
