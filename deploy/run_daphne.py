@@ -68,6 +68,7 @@ from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from fast_path import SEND_BUFFER_HIGH_WATER, buffered_bytes  # noqa: E402
 from twisted.internet import abstract, defer, reactor, task  # noqa: E402
+from twisted.web.http import HTTPChannel  # noqa: E402
 
 from realtime import logs, metrics_endpoint  # noqa: E402 - the kit, in DJANGO_DIR
 from realtime.close_codes import SERVICE_RESTART  # noqa: E402
@@ -223,6 +224,8 @@ class GracefulServer(daphne.server.Server):
     def protocol_disconnected(self, protocol):
         self.disconnects += 1
         super().protocol_disconnected(protocol)
+        if isinstance(protocol, WebRequest):
+            forget_upgraded_request(protocol)
 
     def collect_after_churn(self):
         if self.disconnects >= CHURN_DISCONNECTS:
@@ -379,6 +382,22 @@ def notify_systemd(state):
         notify.sendall(state.encode())
 
 
+def forget_upgraded_request(request):
+    """Let go of the HTTP request a websocket was upgraded from.
+
+    daphne hands the connection to the websocket protocol and says the request is gone
+    (protocol_disconnected), but Twisted's HTTPChannel, which stays the transport's
+    producer, still lists it among its requests: its headers, body buffer and addresses,
+    about 2 KiB, lived as long as the socket (docs/benchmarks/memory-census.md). Nothing
+    reads that list once the connection is upgraded (the channel gets no more data, and
+    its connectionLost, which would, is the websocket's now). daphne's upgrade is the one
+    place a request's transport becomes None.
+    """
+    channel = request.channel
+    if request.transport is None and channel is not None and request in channel.requests:
+        channel.requests.remove(request)
+
+
 def is_event_stream(protocol):
     """An HTTP connection in the middle of a text/event-stream response."""
     if not isinstance(protocol, WebRequest) or protocol.finished:
@@ -453,6 +472,8 @@ INTERNALS = [
     ("autobahn", AutobahnProtocol, "CLOSE_STATUS_CODES_ALLOWED"),
     ("autobahn", AutobahnProtocol, "sendCloseFrame"),
     ("daphne", WebSocketProtocol, "serverClose"),
+    # Memory: the request a websocket was upgraded from, still listed by its HTTP channel.
+    ("Twisted", HTTPChannel, "requests"),
     # Ending open Server-Sent Events streams on a stop: is a response streaming yet?
     ("daphne", WebRequest, "_response_started"),
     # Cheaper handshakes (main): the pretty-printer autobahn formats its debug lines with.

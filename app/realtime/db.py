@@ -13,12 +13,18 @@ both (chat.services.post_within_limits): two threads no longer see the same empt
 
 SQLite allows one writer at a time: there the threads would only queue on its lock (or,
 with the in-memory test database, fail on it), so it keeps channels' one thread.
+
+Which database it is comes from the backend's class, not from ``connections["default"]``:
+from async code, that creates a connection object (a DatabaseWrapper, with its query log)
+for the calling task's context, that is one per socket, held for the socket's life: 2.5 KiB
+each (docs/benchmarks/memory-census.md).
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import DatabaseSyncToAsync
 from django.db import connections
+from django.db.utils import load_backend
 
 # Per daphne process, each holding a database connection while CONN_MAX_AGE allows.
 DATABASE_THREADS = 4
@@ -28,6 +34,11 @@ _pool = ThreadPoolExecutor(max_workers=DATABASE_THREADS, thread_name_prefix="dat
 
 def database_sync_to_async(func):
     """channels.db.database_sync_to_async, on the pool unless the database is SQLite."""
-    if connections["default"].vendor == "sqlite":
+    if vendor() == "sqlite":
         return DatabaseSyncToAsync(func)
     return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_pool)
+
+
+def vendor():
+    """The default database's vendor ("sqlite", "postgresql"...), without a connection."""
+    return load_backend(connections.settings["default"]["ENGINE"]).DatabaseWrapper.vendor
