@@ -78,8 +78,10 @@ class JsonTextConsumer(AsyncWebsocketConsumer):
                 tally.open[self.open_as] -= 1
             reauth.watcher.forget(self)
             socket_caps.release(self.caps_held)
-            await layer.release(
-                self.channel_layer, getattr(self, "channel_name", None), self.groups
+            # Shielded: daphne cancels a consumer that takes long to end (thousands closing
+            # at once), and a release cut short would leave groups subscribed for good.
+            await asyncio.shield(
+                layer.release(self.channel_layer, getattr(self, "channel_name", None), self.groups)
             )
 
     async def dispatch(self, message):
