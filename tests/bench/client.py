@@ -338,7 +338,10 @@ class ClientPool:
     async methods are the commands.
     """
 
+    open_pools = 0  # in this process: the resource tracker stops with the last one
+
     def __init__(self, processes, worker_class=Worker):
+        ClientPool.open_pools += 1
         context = multiprocessing.get_context("spawn")
         self.connections, self.processes = [], []
         for _ in range(processes):
@@ -378,5 +381,8 @@ class ClientPool:
                 process.kill()
                 process.join()
         # Spawning started multiprocessing's resource tracker, a helper process that would
-        # live until this process ends: stop it with the workers (nothing is left to track).
-        resource_tracker._resource_tracker._stop()
+        # live until this process ends: stop it with the last pool's workers (nothing is
+        # left to track). Not before: it ends only once every worker holding its pipe has.
+        ClientPool.open_pools -= 1
+        if ClientPool.open_pools == 0:
+            resource_tracker._resource_tracker._stop()
