@@ -35,7 +35,7 @@ DEMO_PATHS = [
     "tests/e2e/test_security_through_nginx.py", "tests/e2e/test_sse_through_nginx.py",
     "tests/e2e/test_through_nginx.py",
     "tests/integration/test_push_on_commit.py", "tests/integration/test_query_plans.py",
-    "tests/integration/test_stream_order.py",
+    "tests/integration/test_concurrent_first_posts.py", "tests/integration/test_stream_order.py",
     "tests/unit/test_bad_input.py", "tests/unit/test_catch_up.py",
     "tests/unit/test_chat_consumer.py", "tests/unit/test_consumer_failures.py",
     "tests/unit/test_fast_path.py",
